@@ -1,0 +1,1 @@
+"""textgym: language-model text generation as Gymnasium environments."""

@@ -1,1 +1,11 @@
-"""textgym: language-model text generation as Gymnasium environments."""
+"""textgym: language-model text generation as Gymnasium reinforcement-learning environments.
+
+Importing the package registers its environments (``gym.make("textgym/Copy-v0")``).
+"""
+
+from textgym.registration import ENVS, register_envs
+
+register_envs()
+
+__version__ = "0.1.0"
+__all__ = ["ENVS", "__version__", "register_envs"]

@@ -1,0 +1,47 @@
+"""The toy rewards measure what they claim: the oracle scores the optimum, wrong answers score low."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from textgym.tasks import CopyTask, PatternTask, ReverseTask
+from textgym.tasks.toy import sequence_match
+
+
+@pytest.mark.parametrize("task", [PatternTask(), CopyTask(), ReverseTask()], ids=lambda t: t.name)
+def test_oracle_scores_the_optimum_and_bad_answers_score_low(task):
+    rng = np.random.default_rng(0)
+    examples = [task.sample(rng, "train") for _ in range(50)]
+    prompts = [ex["prompt"] for ex in examples]
+    targets = [ex["target"] for ex in examples]
+    assert task.reward(prompts, targets, target=targets) == [task.optimal_score] * 50
+    assert max(task.reward(prompts, [""] * 50, target=targets)) == 0.0
+    assert max(task.reward(prompts, [t + " " + t for t in targets], target=targets)) <= 0.5
+    garbled = [" ".join("z" for _ in t.split()) for t in targets]
+    assert max(task.reward(prompts, garbled, target=targets)) == 0.0
+
+
+def test_sequence_match_partial_credit():
+    assert sequence_match(["p"], ["a b x"], target=["a b c"]) == [pytest.approx(2 / 3)]
+    assert sequence_match(["p"], ["a b c d"], target=["a b c"]) == [pytest.approx(3 / 4)]
+    assert sequence_match(["p"], ["a b"], target=["a b c"]) == [pytest.approx(2 / 3)]
+
+
+def test_reverse_targets_are_reversed_prompts():
+    task = ReverseTask()
+    ex = task.sample(np.random.default_rng(1), "train")
+    assert ex["prompt"].split()[1:] == ex["target"].split()[::-1]
+
+
+@pytest.mark.parametrize("task", [CopyTask(), ReverseTask()], ids=lambda t: t.name)
+def test_splits_are_fixed_and_disjoint(task):
+    def draw(split, seed):
+        rng = np.random.default_rng(seed)
+        return {task.sample(rng, split)["prompt"] for _ in range(300)}
+
+    train, test = draw("train", 0), draw("test", 0)
+    assert train and test and not (train & test)
+    assert draw("test", 0) == test  # the same seed draws the same examples
+    with pytest.raises(ValueError, match="split='valid'"):
+        task.sample(np.random.default_rng(0), "valid")

@@ -1,0 +1,85 @@
+"""The native vector env: Gymnasium's seeding rules, its autoreset modes, and parity with the single env."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from gymnasium.vector import AutoresetMode
+
+from textgym.envs import CopyEnv, CopyVectorEnv
+
+
+def test_env_i_draws_what_a_single_env_seeded_s_plus_i_draws(copy_bundle):
+    envs = CopyVectorEnv(num_envs=3, model=copy_bundle)
+    single = CopyEnv(model=copy_bundle)
+    obs, infos = envs.reset(seed=10)
+    for i in range(3):
+        single_obs, single_info = single.reset(seed=10 + i)
+        np.testing.assert_array_equal(obs["input_ids"][i].numpy(), single_obs["input_ids"])
+        assert infos["prompt"][i] == single_info["prompt"]
+
+
+def test_same_seed_same_episodes_different_seed_different(copy_bundle):
+    def prompts(seed):
+        envs = CopyVectorEnv(num_envs=4, model=copy_bundle)
+        _, infos = envs.reset(seed=seed)
+        return list(infos["prompt"])
+
+    assert prompts(0) == prompts(0)
+    assert prompts(0) != prompts(1)
+
+
+def test_list_of_seeds(copy_bundle):
+    envs = CopyVectorEnv(num_envs=2, model=copy_bundle)
+    a, _ = envs.reset(seed=[5, 6])
+    b, _ = envs.reset(seed=5)
+    torch.testing.assert_close(a["input_ids"], b["input_ids"])
+    with pytest.raises(ValueError, match="expected 2 seeds"):
+        envs.reset(seed=[1, 2, 3])
+
+
+def test_next_step_autoreset(copy_bundle):
+    envs = CopyVectorEnv(num_envs=2, model=copy_bundle)
+    eos = copy_bundle.eos_token_ids[0]
+    envs.reset(seed=0)
+    _, reward, terminated, _, infos = envs.step(np.array([eos, 5]))
+    assert terminated.tolist() == [True, False]
+    assert infos["_score"].tolist() == [True, False]
+    first_prompt = envs.batch.examples[0]["prompt"]
+    obs, reward, terminated, _, infos = envs.step(np.array([5, 5]))  # env 0's action is ignored: it resets
+    assert reward[0] == 0.0 and not terminated[0]
+    assert int(obs["attention_mask"][0, envs.batch.prompt_budget :].sum()) == 0  # a fresh episode
+    assert int(obs["attention_mask"][1, envs.batch.prompt_budget :].sum()) == 2
+    assert not infos["_non_score_reward"][0] and infos["_non_score_reward"][1]
+    assert isinstance(first_prompt, str)
+
+
+def test_disabled_autoreset_freezes_finished_envs_until_reset_mask(copy_bundle):
+    envs = CopyVectorEnv(num_envs=2, model=copy_bundle, autoreset_mode=AutoresetMode.DISABLED)
+    assert envs.metadata["autoreset_mode"] == AutoresetMode.DISABLED
+    eos = copy_bundle.eos_token_ids[0]
+    obs0, _ = envs.reset(seed=0)
+    envs.step(np.array([eos, 5]))
+    frozen = envs.batch.observation()["input_ids"][0].clone()
+    obs, reward, terminated, _, _ = envs.step(np.array([5, 5]))
+    torch.testing.assert_close(obs["input_ids"][0], frozen)  # env 0 sits out
+    assert reward[0] == 0.0 and not terminated[0]
+    envs.step(np.array([5, eos]))
+    with pytest.raises(RuntimeError, match="every episode has ended"):
+        envs.step(np.array([5, 5]))
+    obs, infos = envs.reset(options={"reset_mask": np.array([True, False])})
+    assert infos["_prompt"].tolist() == [True, False]
+    assert envs.batch.running.tolist() == [True, False]
+    obs, _, terminated, _, _ = envs.step(np.array([eos, 5]))
+    assert terminated.tolist() == [True, False]
+
+
+def test_render_modes(copy_bundle, capsys):
+    envs = CopyVectorEnv(num_envs=2, model=copy_bundle, render_mode="ansi")
+    _, infos = envs.reset(seed=0)
+    texts = envs.render()
+    assert len(texts) == 2 and infos["prompt"][0] in texts[0]
+    env = CopyEnv(model=copy_bundle, render_mode="human")
+    _, info = env.reset(seed=0)
+    assert info["prompt"] in capsys.readouterr().out

@@ -1,0 +1,25 @@
+"""Gymnasium environments over text generation."""
+
+from textgym.envs.generation_batch import GenerationBatch
+from textgym.envs.text_env import TextEnv
+from textgym.envs.text_vector_env import TextVectorEnv
+from textgym.envs.toy import (
+    CopyEnv,
+    CopyVectorEnv,
+    PatternEnv,
+    PatternVectorEnv,
+    ReverseEnv,
+    ReverseVectorEnv,
+)
+
+__all__ = [
+    "CopyEnv",
+    "CopyVectorEnv",
+    "GenerationBatch",
+    "PatternEnv",
+    "PatternVectorEnv",
+    "ReverseEnv",
+    "ReverseVectorEnv",
+    "TextEnv",
+    "TextVectorEnv",
+]

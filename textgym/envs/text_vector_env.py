@@ -1,0 +1,172 @@
+"""The native batched face of the text-generation engine, for ``gym.make_vec``."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from textgym.envs.generation_batch import GenerationBatch, make_batch
+from textgym.envs.text_env import token_spaces
+from textgym.tasks import Task
+
+
+class TextVectorEnv(VectorEnv):
+    """``num_envs`` text-generation episodes stepped together, their state kept as torch tensors.
+
+    Same task, arguments, spaces, rewards and episode ends as :class:`textgym.envs.TextEnv` (its
+    docstring is the manual), batched:
+
+    - observations, rewards, ``terminated`` and ``truncated`` are torch tensors on ``device`` (wrap with
+      ``gymnasium.wrappers.vector.TorchToNumpy`` for NumPy); actions may be a tensor, array or list;
+    - ``set_action_logprobs`` takes a ``(num_envs,)`` tensor;
+    - infos follow Gymnasium's vector convention: each value has a leading ``num_envs`` axis and a
+      boolean ``"_key"`` mask tells which envs it holds a value for (per-step keys: the envs that
+      stepped; episode-end keys: the envs that terminated).
+
+    ## Seeding
+
+    ``reset(seed=s)`` seeds env ``i`` with ``s + i`` (a list gives one seed per env), like
+    ``SyncVectorEnv``: env ``i`` draws the same prompts as a single env reset with seed ``s + i``.
+
+    ## Autoreset
+
+    ``autoreset_mode`` is ``AutoresetMode.NEXT_STEP`` (Gymnasium's default) or ``DISABLED``:
+
+    - NEXT_STEP: the step after an env terminates resets it; its action is ignored, its reward is 0 and
+      the new episode's first observation comes back.
+    - DISABLED: an env that terminated sits out (its actions are ignored, reward 0, ``terminated`` False)
+      until ``reset(options={"reset_mask": mask})`` restarts it. This is the natural mode for LM agents
+      that roll out a batch of episodes and then update.
+
+    ```python
+    import gymnasium as gym
+    import textgym
+
+    envs = gym.make_vec("textgym/Copy-v0", num_envs=8, vectorization_mode="vector_entry_point", device="cpu")
+    obs, infos = envs.reset(seed=0)
+    ```
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": ["ansi", "human"],
+        "render_fps": 4,
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+    }
+    task_class: ClassVar[type[Task] | None] = None
+
+    def __init__(
+        self,
+        num_envs: int,
+        task: Task | str | None = None,
+        render_mode: str | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        **kwargs: Any,
+    ) -> None:
+        autoreset_mode = AutoresetMode(autoreset_mode)
+        if autoreset_mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.DISABLED):
+            raise ValueError(f"autoreset_mode must be NEXT_STEP or DISABLED, got {autoreset_mode}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
+            )
+        self.metadata = {**self.metadata, "autoreset_mode": autoreset_mode}
+        self.render_mode = render_mode
+        self.batch: GenerationBatch = make_batch(task, self.task_class, num_envs, kwargs)
+        self.num_envs = num_envs
+        self.single_observation_space = token_spaces(self.batch.length, self.batch.vocab_size)
+        self.single_action_space = spaces.Discrete(self.batch.vocab_size)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.device = self.batch.device
+        self._rngs: list[np.random.Generator] | None = None
+        self._autoreset = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
+
+    @property
+    def task(self) -> Task:
+        return self.batch.task
+
+    @property
+    def kl_coef(self) -> float:
+        return self.batch.kl_coef
+
+    def set_action_logprobs(self, logprobs: torch.Tensor) -> None:
+        """Announce ``log pi(a_t|s_t)`` for the ``(num_envs,)`` actions the next :meth:`step` receives."""
+        self.batch.set_action_logprobs(logprobs)
+
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        if seed is not None or self._rngs is None:
+            seeds = _env_seeds(seed, self.num_envs)
+            self._np_random, self._np_random_seed = seeding.np_random(seeds[0])
+            self._rngs = [seeding.np_random(s)[0] for s in seeds]
+        mask = (options or {}).get("reset_mask")
+        if mask is None:
+            rows = list(range(self.num_envs))
+        else:
+            mask = torch.as_tensor(mask, dtype=torch.bool).reshape(-1)
+            if mask.shape != (self.num_envs,):
+                raise ValueError(f"reset_mask must have shape ({self.num_envs},), got {tuple(mask.shape)}")
+            rows = mask.nonzero()[:, 0].tolist()
+        if rows:
+            self.batch.reset_rows(rows, [self._rngs[r] for r in rows])
+        self._autoreset[rows] = False
+        if self.render_mode == "human":
+            self.render()
+        prompts = np.array([ex["prompt"] if ex else "" for ex in self.batch.examples], dtype=object)
+        return self.batch.observation(), {"prompt": prompts, "_prompt": self._mask(rows)}
+
+    def step(
+        self, actions: Any
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
+        if self._rngs is None:
+            raise RuntimeError("step() called before reset(): call reset() first")
+        actions = self.batch.validate_actions(actions)
+        stepping = self.batch.running.clone()
+        if not bool(stepping.any()) and not bool(self._autoreset.any()):
+            raise RuntimeError("step() called when every episode has ended: call reset() first")
+        outcome = self.batch.step(actions, stepping)
+        reset_rows = self._autoreset.nonzero()[:, 0].tolist()
+        if reset_rows:  # NEXT_STEP: the envs that ended last step start over now
+            self.batch.reset_rows(reset_rows, [self._rngs[r] for r in reset_rows])
+        if self.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP:
+            self._autoreset = outcome.terminated.clone()
+
+        infos: dict[str, Any] = {}
+        for key, value in outcome.info.items():
+            infos[key], infos[f"_{key}"] = value, stepping
+        for key, value in outcome.final.items():
+            infos[key], infos[f"_{key}"] = value, outcome.terminated
+        if self.render_mode == "human":
+            self.render()
+        truncated = torch.zeros_like(outcome.terminated)
+        return self.batch.observation(), outcome.reward, outcome.terminated, truncated, infos
+
+    def render(self) -> tuple[str, ...] | None:
+        texts = tuple(self.batch.render_text(i) for i in range(self.num_envs))
+        if self.render_mode == "human":
+            print("\n".join(f"[{i}] {text}" for i, text in enumerate(texts)))
+            return None
+        return texts
+
+    def _mask(self, rows: list[int]) -> np.ndarray:
+        mask = np.zeros(self.num_envs, dtype=bool)
+        mask[rows] = True
+        return mask
+
+
+def _env_seeds(seed: int | list[int | None] | None, num_envs: int) -> list[int | None]:
+    if seed is None:
+        return [None] * num_envs
+    if isinstance(seed, int | np.integer):
+        return [int(seed) + i for i in range(num_envs)]
+    seeds = list(seed)
+    if len(seeds) != num_envs:
+        raise ValueError(f"expected {num_envs} seeds, got {len(seeds)}: {seeds}")
+    return seeds

@@ -1,0 +1,165 @@
+"""A causal LM stepped one token at a time over a batch of rows, with a KV cache.
+
+The environment uses it for the frozen reference model and agents use it for the policy, so that
+``T`` generated tokens cost ``T`` single-token forwards instead of ``T`` forwards over the whole prefix.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import DynamicCache, PreTrainedModel
+from transformers.cache_utils import DynamicLayer
+
+
+def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position of each token counted over the unmasked tokens of its row, as HF ``generate`` does."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+class CachedLM:
+    """Incremental decoding state for ``B`` rows of one causal LM.
+
+    Every row's tokens are right-aligned in the cache (left padding), so one appended column steps every
+    row at once. A row that sits a step out appends a masked column. Rows can be refilled with a new
+    prompt while the others keep their cache, which is what autoreset in a vector env needs.
+
+    Attributes:
+        next_logits: ``(B, V)`` logits for each row's next token, in the model's dtype.
+    """
+
+    def __init__(self, model: PreTrainedModel, pad_token_id: int) -> None:
+        self.model = model
+        self.pad_token_id = int(pad_token_id)
+        self.cache: DynamicCache | None = None
+        self.ids: torch.Tensor | None = None  # (B, C) token ids in cache order, kept for rebuilds
+        self.mask: torch.Tensor | None = None  # (B, C) 1 where the column holds a real token of the row
+        self.next_logits: torch.Tensor | None = None  # (B, V)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @torch.no_grad()
+    def _forward(
+        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: DynamicCache
+    ) -> torch.Tensor:
+        out = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
+        )
+        return out.logits[:, -1, :]
+
+    def prefill(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, rows: torch.Tensor | None = None
+    ) -> None:
+        """Run left-padded prompts through the model.
+
+        Args:
+            input_ids: ``(R, W)`` left-padded prompt tokens (each row's last column is a real token).
+            attention_mask: ``(R, W)`` 1 on real tokens.
+            rows: ``(R,)`` indices of the rows to refill; ``None`` replaces the whole batch with ``R`` rows.
+        """
+        if not bool(attention_mask[:, -1].all()):
+            raise ValueError(
+                "prefill expects left-padded prompts: every row's last column must be a real token"
+            )
+        cache = DynamicCache()
+        logits = self._forward(input_ids, attention_mask, position_ids_from_mask(attention_mask), cache)
+        if rows is None or self.cache is None:
+            self.cache, self.ids, self.mask, self.next_logits = cache, input_ids, attention_mask, logits
+            return
+        if not self._splice(cache, rows):
+            # Cache layouts other than plain per-layer key/value tensors (sliding windows, hybrid models)
+            # are rebuilt from the tokens: correct for every model, at the price of one full prefill.
+            ids, mask = self._pad_left(self.ids, self.mask, input_ids, attention_mask, rows)
+            self.prefill(ids, mask)
+            return
+        self.ids, self.mask = self._pad_left(self.ids, self.mask, input_ids, attention_mask, rows)
+        self.next_logits = self.next_logits.clone()
+        self.next_logits[rows] = logits
+        self._trim()
+
+    def _pad_left(
+        self,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        new_ids: torch.Tensor,
+        new_mask: torch.Tensor,
+        rows: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(ids.shape[1], new_ids.shape[1])
+        ids = _left_pad(ids, width, self.pad_token_id).clone()
+        mask = _left_pad(mask, width, 0).clone()
+        ids[rows] = _left_pad(new_ids, width, self.pad_token_id)
+        mask[rows] = _left_pad(new_mask, width, 0)
+        return ids, mask
+
+    def _splice(self, new: DynamicCache, rows: torch.Tensor) -> bool:
+        if not all(type(layer) is DynamicLayer for layer in [*self.cache.layers, *new.layers]):
+            return False
+        for old_layer, new_layer in zip(self.cache.layers, new.layers, strict=True):
+            width = max(old_layer.keys.shape[-2], new_layer.keys.shape[-2])
+            for name in ("keys", "values"):
+                merged = _left_pad(getattr(old_layer, name), width, 0.0, dim=-2).clone()
+                merged[rows] = _left_pad(getattr(new_layer, name), width, 0.0, dim=-2)
+                setattr(old_layer, name, merged)
+        return True
+
+    def step(self, tokens: torch.Tensor, active: torch.Tensor | None = None) -> None:
+        """Append one token to every row; rows where ``active`` is False get a masked pad column.
+
+        Args:
+            tokens: ``(B,)`` int64 token ids.
+            active: ``(B,)`` bool; ``None`` means all rows.
+        """
+        column = torch.ones_like(tokens) if active is None else active.long()
+        tokens = torch.where(column.bool(), tokens, torch.full_like(tokens, self.pad_token_id))
+        positions = self.mask.sum(-1, keepdim=True)  # (B, 1): the next position of each row
+        self.ids = torch.cat([self.ids, tokens[:, None]], dim=1)
+        self.mask = torch.cat([self.mask, column[:, None]], dim=1)
+        self.next_logits = self._forward(tokens[:, None], self.mask, positions, self.cache)
+        self._trim()
+
+    def _trim(self) -> None:
+        """Drop leading columns that no row attends to, so the cache never outgrows the live tokens."""
+        if not all(type(layer) is DynamicLayer for layer in self.cache.layers):
+            return  # other cache layouts keep their columns: correct, only less compact
+        live = self.mask.any(dim=0).nonzero()
+        first = int(live[0]) if len(live) else self.mask.shape[1]
+        if first == 0:
+            return
+        self.ids, self.mask = self.ids[:, first:], self.mask[:, first:]
+        for layer in self.cache.layers:
+            layer.keys, layer.values = layer.keys[..., first:, :], layer.values[..., first:, :]
+
+
+def _left_pad(x: torch.Tensor, width: int, value: float, dim: int = 1) -> torch.Tensor:
+    missing = width - x.shape[dim]
+    if missing <= 0:
+        return x
+    shape = list(x.shape)
+    shape[dim] = missing
+    return torch.cat([x.new_full(shape, value), x], dim=dim)
+
+
+@torch.no_grad()
+def token_logprobs(
+    model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    """Teacher-forced log-probability of every token given the tokens before it.
+
+    Args:
+        model: a causal LM.
+        input_ids: ``(B, S)`` left- or right-padded sequences.
+        attention_mask: ``(B, S)`` 1 on real tokens.
+        temperature: logits are divided by it, as when sampling.
+
+    Returns:
+        ``(B, S - 1)`` float32: entry ``[b, s]`` is ``log p(input_ids[b, s + 1] | input_ids[b, : s + 1])``.
+    """
+    logits = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids_from_mask(attention_mask),
+    ).logits[:, :-1]
+    logprobs = torch.log_softmax(logits.float() / temperature, dim=-1)
+    return logprobs.gather(-1, input_ids[:, 1:, None]).squeeze(-1)

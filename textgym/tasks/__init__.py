@@ -1,0 +1,6 @@
+"""Text tasks: prompt sources and their rewards."""
+
+from textgym.tasks.task import Example, Task
+from textgym.tasks.toy import CopyTask, PatternTask, ReverseTask
+
+__all__ = ["CopyTask", "Example", "PatternTask", "ReverseTask", "Task"]

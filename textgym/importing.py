@@ -24,5 +24,7 @@ def import_object(spec: str) -> Any:
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise ImportError(f"module {module_name!r} has no attribute {attr_path!r} (from {spec!r})") from None
+            raise ImportError(
+                f"module {module_name!r} has no attribute {attr_path!r} (from {spec!r})"
+            ) from None
     return obj

@@ -54,9 +54,6 @@ def test_per_step_ref_logprobs_and_shaped_reward_match_the_logits(sharp_bundle, 
             if announce:
                 shaped = -BETA * (policy_lp[t] - float(expected_ref[t]))
                 assert info["kl"] == pytest.approx(policy_lp[t] - float(expected_ref[t]), abs=1e-4)
-                assert info["kl_k3"] == pytest.approx(
-                    float(kl_k3(policy_lp[t], float(expected_ref[t]))), abs=1e-4
-                )
             else:
                 shaped = BETA * float(expected_ref[t])
             assert info["non_score_reward"] == pytest.approx(shaped, abs=1e-5)
@@ -65,10 +62,17 @@ def test_per_step_ref_logprobs_and_shaped_reward_match_the_logits(sharp_bundle, 
             assert ("score" in info) is last  # the score is paid on the final step only
             assert reward == pytest.approx(shaped + (info["score"] if last else 0.0), abs=1e-5)
         assert steps[-1][3]["stopped"] is False  # a budget ending
+        final = steps[-1][3]
+        assert final["kl_coef"] == pytest.approx(BETA)
         if announce:
-            assert steps[-1][3]["episode_kl"] == pytest.approx(
-                sum(policy_lp[: len(steps)]) - float(expected_ref.sum()), abs=1e-3
+            k1 = np.array(policy_lp[: len(steps)]) - expected_ref.numpy()
+            assert final["episode_kl"] == pytest.approx(k1.sum(), abs=1e-3)
+            assert final["episode_kl_k3"] == pytest.approx(
+                float(kl_k3(np.array(policy_lp[: len(steps)]), expected_ref.numpy()).sum()), abs=1e-3
             )
+            assert final["episode_kl_k3"] >= 0.0
+        else:
+            assert "episode_kl" not in final
 
 
 def test_eos_ending_pays_the_score_on_the_eos_step(copy_bundle):

@@ -80,12 +80,12 @@ def sample_episodes(
         logp = torch.log_softmax(logits, -1)
         actions = torch.multinomial(logp.exp(), 1, generator=generator)[:, 0]  # (N,)
         action_logp = logp.gather(1, actions[:, None])[:, 0]
-        envs.set_action_logprobs(torch.where(running, action_logp, 0.0))
+        envs.set_action_logprobs(action_logp)  # entries of envs that already ended are ignored
         _, reward, terminated, _, info = envs.step(actions)
-        tokens[running, t] = actions[running]
-        logprobs[running, t] = action_logp[running]
+        tokens[:, t] = torch.where(running, actions, tokens[:, t])
+        logprobs[:, t] = torch.where(running, action_logp, 0.0)
         returns += reward
-        if bool(terminated.any()):
+        if "score" in info:  # some episode ended this step
             scores[terminated] = info["score"][terminated]
             lengths[terminated] = info["completion_length"][terminated]
             stopped[terminated] = info["stopped"][terminated]
@@ -93,8 +93,8 @@ def sample_episodes(
                 kl[terminated] = info["episode_kl"][terminated]
             for i in terminated.nonzero()[:, 0].tolist():
                 completions[i] = info["completion"][i]
-        running &= ~terminated
-        if not bool(running.any()):
+            running &= ~terminated
+        if not batch.num_running:
             break
         policy.step(actions, running)
     return Episodes(

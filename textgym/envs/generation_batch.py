@@ -34,6 +34,7 @@ class StepOutcome:
     reward: torch.Tensor  # (B,) float32; 0 for rows that did not step
     terminated: torch.Tensor  # (B,) bool
     stepped: torch.Tensor  # (B,) bool, rows that consumed an action
+    ended_rows: list[int]  # indices of the rows that terminated, on the host
     info: dict[str, torch.Tensor] = field(default_factory=dict)  # (B,) per-step values, valid where stepped
     final: dict[str, Any] = field(default_factory=dict)  # per-episode values, valid where terminated
 
@@ -130,8 +131,9 @@ class GenerationBatch:
         self.policy_logprobs = torch.zeros((B, T), dtype=torch.float32, device=self.device)
         self.has_policy_logprobs = torch.zeros((B, T), dtype=torch.bool, device=self.device)
         self.examples: list[Example | None] = [None] * B
-        self.prompts: list[str] = [""] * B  # the prompt text as the model saw it (chat template applied)
         self._pending_logprobs: torch.Tensor | None = None
+        self._rows = torch.arange(B, device=self.device)
+        self.num_running = 0  # host-side count of running episodes: spares a device sync per step
 
     # ----------------------------------------------------------------------------------------- models
     def _resolve_model(self, spec: ModelSpec, what: str) -> ModelBundle:
@@ -200,13 +202,13 @@ class GenerationBatch:
         self.attention_mask[index, :P] = prompt_mask
         self.prompt_len[index] = prompt_mask.sum(-1)
         self.gen_len[index] = 0
+        self.num_running += len(rows) - int(self.running[index].sum())
         self.running[index] = True
         self.ref_logprobs[index] = 0.0
         self.policy_logprobs[index] = 0.0
         self.has_policy_logprobs[index] = False
-        for row, ex, ids in zip(rows, examples, encoded, strict=True):
+        for row, ex in zip(rows, examples, strict=True):
             self.examples[row] = ex
-            self.prompts[row] = self.tokenizer.decode(ids, skip_special_tokens=True)
 
         if self.ref_lm is not None:
             width = int(self.prompt_len[index].max())
@@ -223,108 +225,113 @@ class GenerationBatch:
         logprobs = torch.as_tensor(logprobs, dtype=torch.float32, device=self.device).reshape(-1)
         if logprobs.shape != (self.num_envs,):
             raise ValueError(f"expected {self.num_envs} action log-probs, got shape {tuple(logprobs.shape)}")
-        if not bool(torch.isfinite(logprobs).all()) or bool((logprobs > 1e-4).any()):
+        low, high = torch.aminmax(logprobs)
+        if not (-torch.inf < float(low) and float(high) <= 1e-4):  # NaN fails both comparisons
             raise ValueError(f"action log-probs must be finite and <= 0, got {logprobs.tolist()}")
         self._pending_logprobs = logprobs
 
     def step(self, actions: torch.Tensor, stepping: torch.Tensor) -> StepOutcome:
         """Append ``actions`` to the rows in ``stepping`` (all running), end episodes, pay rewards.
 
-        The reward function runs before any state changes: if it raises, the batch is as it was and the
-        step can be retried.
+        The reward function runs before the step is committed: if it raises, the batch is as it was
+        and the step can be retried.
         """
         B, P, T = self.num_envs, self.prompt_budget, self.generation_budget
-        rows = torch.arange(B, device=self.device)
-        t = self.gen_len.clamp(max=T - 1)  # (B,) column offset of the new token, valid where stepping
+        rows, t = self._rows, self.gen_len.clamp(max=T - 1)  # t: (B,) offset of the new token
+        cols = P + t
         beta = self.kl.value
-        logprobs, self._pending_logprobs = self._pending_logprobs, None
+        logprobs = self._pending_logprobs
 
-        ended = stepping & (torch.isin(actions, self.eos) | (self.gen_len + 1 >= T))
+        is_eos = torch.isin(actions, self.eos)
+        stopped = stepping & is_eos  # (B,) ended by EOS or a stop sequence
+        ended = stepping & (is_eos | (self.gen_len + 1 >= T))
         step_ref = None
         if self.ref_lm is not None:  # (B,) log pi_ref(a_t | s_t) from the cached next-token logits
-            step_ref = torch.log_softmax(self.ref_lm.next_logits.float(), -1).gather(1, actions[:, None])[
-                :, 0
-            ]
+            logits = self.ref_lm.next_logits.float()
+            step_ref = torch.log_softmax(logits, -1).gather(1, actions[:, None])[:, 0]
 
-        # New token columns, not yet committed.
-        input_ids, attention_mask = self.input_ids.clone(), self.attention_mask.clone()
-        cols = P + t
-        input_ids[rows[stepping], cols[stepping]] = actions[stepping]
-        attention_mask[rows[stepping], cols[stepping]] = 1
+        # Write the new tokens in place; undone below if the reward function fails.
+        old_ids, old_mask = self.input_ids[rows, cols], self.attention_mask[rows, cols]
+        self.input_ids[rows, cols] = torch.where(stepping, actions, old_ids)
+        self.attention_mask[rows, cols] = torch.where(stepping, 1, old_mask)
+        try:
+            final, ended = self._score_endings(stepping, stopped, ended, t)
+        except BaseException:
+            self.input_ids[rows, cols], self.attention_mask[rows, cols] = old_ids, old_mask
+            raise
+        ended_rows = final.get("rows", [])
 
-        stopped = stepping & torch.isin(actions, self.eos)  # (B,) ended by EOS or a stop sequence
+        # Commit.
+        self._pending_logprobs = None
+        self.gen_len = self.gen_len + stepping.long()
+        # Rows that did not step have ended: their log-prob buffers are dead until reset_rows clears
+        # them, so plain writes (no masking) are safe and cheaper.
+        if step_ref is not None:
+            self.ref_logprobs[rows, t] = step_ref
+        if ended_rows and self.ref is not None and self.ref_timing == "episode_end":
+            self.ref_logprobs[ended_rows] = self._teacher_forced_ref(
+                self.input_ids[ended_rows], self.attention_mask[ended_rows]
+            )
+        if logprobs is not None:
+            self.policy_logprobs[rows, t] = logprobs
+            self.has_policy_logprobs[rows, t] = True
+        self.running = self.running & ~ended
+        self.num_running -= len(ended_rows)
+        if self.ref_lm is not None and self.num_running:
+            self.ref_lm.step(actions, self.running)
+
+        # Rewards.
+        if self.ref is not None and self.ref_timing == "step":
+            non_score = beta * (step_ref - logprobs) if logprobs is not None else beta * step_ref
+            reward = torch.where(stepping, non_score, 0.0)
+            info = {"non_score_reward": non_score, "ref_logprob": step_ref}
+            if logprobs is not None:
+                info["policy_logprob"], info["kl"] = logprobs, kl_k1(logprobs, step_ref)
+        else:
+            reward = torch.zeros(B, dtype=torch.float32, device=self.device)
+            info = {"non_score_reward": reward.clone()}
+        if ended_rows:
+            del final["rows"]
+            reward += final["score"]
+            if self.ref is not None:
+                self._finish_kl(ended_rows, final, reward, beta)
+        return StepOutcome(reward, ended, stepping, ended_rows, info, final)
+
+    def _score_endings(
+        self, stepping: torch.Tensor, stopped: torch.Tensor, ended: torch.Tensor, t: torch.Tensor
+    ) -> tuple[dict[str, Any], torch.Tensor]:
+        """Find stop sequences, then score the episodes that end this step (tokens already written).
+
+        Returns the episode-end figures (with ``"rows"``, the ended rows) and the updated ``ended``.
+        """
+        B = self.num_envs
         texts: dict[int, str] = {}
         if self.stop_sequences:  # decoding each step costs a host sync, paid only when stops are configured
             for r in (stepping & ~stopped).nonzero()[:, 0].tolist():
-                text = self.tokenizer.decode(
-                    input_ids[r, P : P + int(t[r]) + 1].tolist(), skip_special_tokens=True
-                )
+                text = self._decode(r, int(t[r]) + 1)
                 cut = min((text.find(stop) for stop in self.stop_sequences if stop in text), default=-1)
                 if cut >= 0:  # the reward sees the text before the stop sequence, as vLLM and TRL do
                     stopped[r], texts[r] = True, text[:cut]
             ended = ended | stopped
-
-        final: dict[str, Any] = {}
         ended_rows = ended.nonzero()[:, 0].tolist()
-        episode_ref = None
-        if ended_rows:
-            completions = [
-                texts[r]
-                if r in texts
-                else self.tokenizer.decode(
-                    input_ids[r, P : P + int(t[r]) + 1].tolist(), skip_special_tokens=True
-                )
-                for r in ended_rows
-            ]
-            prompts = [self.examples[r]["prompt"] for r in ended_rows]
-            columns = {
-                key: [self.examples[r][key] for r in ended_rows]
-                for key in self.examples[ended_rows[0]]
-                if key != "prompt"
-            }
-            scores = score_completions(self.reward_fn, prompts, completions, **columns)
-            final["score"] = torch.zeros(B, dtype=torch.float32, device=self.device)
-            final["score"][ended_rows] = torch.as_tensor(scores, dtype=torch.float32, device=self.device)
-            final["completion"] = np.full(B, "", dtype=object)
-            final["completion"][ended_rows] = completions
-            final["completion_length"] = torch.where(ended, t + 1, torch.zeros_like(t))
-            final["stopped"] = stopped
-            if self.ref is not None and self.ref_timing == "episode_end":
-                episode_ref = self._teacher_forced_ref(input_ids[ended_rows], attention_mask[ended_rows])
+        if not ended_rows:
+            return {}, ended
+        completions = [texts[r] if r in texts else self._decode(r, int(t[r]) + 1) for r in ended_rows]
+        examples = [self.examples[r] for r in ended_rows]
+        columns = {key: [ex[key] for ex in examples] for key in examples[0] if key != "prompt"}
+        scores = score_completions(self.reward_fn, [ex["prompt"] for ex in examples], completions, **columns)
+        final: dict[str, Any] = {"rows": ended_rows}
+        final["score"] = torch.zeros(B, dtype=torch.float32, device=self.device)
+        final["score"][ended_rows] = torch.as_tensor(scores, dtype=torch.float32, device=self.device)
+        final["completion"] = np.full(B, "", dtype=object)
+        final["completion"][ended_rows] = completions
+        final["completion_length"] = torch.where(ended, t + 1, torch.zeros_like(t))
+        final["stopped"] = stopped
+        return final, ended
 
-        # Commit.
-        self.input_ids, self.attention_mask = input_ids, attention_mask
-        self.gen_len = self.gen_len + stepping.long()
-        if step_ref is not None:
-            self.ref_logprobs[rows[stepping], t[stepping]] = step_ref[stepping]
-        if episode_ref is not None:
-            self.ref_logprobs[ended_rows] = episode_ref
-        if logprobs is not None:
-            self.policy_logprobs[rows[stepping], t[stepping]] = logprobs[stepping]
-            self.has_policy_logprobs[rows[stepping], t[stepping]] = True
-        self.running = self.running & ~ended
-        if self.ref_lm is not None and bool(self.running.any()):
-            self.ref_lm.step(actions, self.running)
-
-        # Rewards.
-        reward = torch.zeros(B, dtype=torch.float32, device=self.device)
-        info: dict[str, torch.Tensor] = {"non_score_reward": torch.zeros_like(reward)}
-        if self.ref is not None:
-            info["kl_coef"] = torch.full((B,), beta, dtype=torch.float32, device=self.device)
-        if self.ref is not None and self.ref_timing == "step":
-            non_score = beta * (step_ref - logprobs) if logprobs is not None else beta * step_ref
-            reward += torch.where(stepping, non_score, 0.0)
-            info["ref_logprob"] = step_ref
-            info["non_score_reward"] = non_score
-            if logprobs is not None:
-                info["policy_logprob"] = logprobs
-                info["kl"] = kl_k1(logprobs, step_ref)
-                info["kl_k3"] = kl_k3(logprobs, step_ref)
-        if ended_rows:
-            reward += final["score"]
-            if self.ref is not None:
-                self._finish_kl(ended_rows, final, reward, beta)
-        return StepOutcome(reward=reward, terminated=ended, stepped=stepping, info=info, final=final)
+    def _decode(self, row: int, length: int) -> str:
+        P = self.prompt_budget
+        return self.tokenizer.decode(self.input_ids[row, P : P + length].tolist(), skip_special_tokens=True)
 
     def _teacher_forced_ref(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(R, T)`` reference log-probs of the generated tokens of finished rows, one forward pass."""
@@ -335,22 +342,27 @@ class GenerationBatch:
 
     def _finish_kl(self, rows: list[int], final: dict[str, Any], reward: torch.Tensor, beta: float) -> None:
         """Per-episode KL figures; in deferred mode also the KL part of the final reward."""
-        T = self.generation_budget
+        B, T = self.num_envs, self.generation_budget
         lengths = final["completion_length"][rows]
         valid = torch.arange(T, device=self.device)[None, :] < lengths[:, None]  # (R, T)
         ref = self.ref_logprobs[rows] * valid
-        known = self.has_policy_logprobs[rows] | ~valid
-        complete = known.all(-1)  # (R,) every step of the episode came with its policy log-prob
         pol = self.policy_logprobs[rows] * valid
+        complete = (self.has_policy_logprobs[rows] | ~valid).all(-1)  # (R,) every step announced its log-prob
         non_score = torch.where(complete[:, None], beta * (ref - pol), beta * ref) * valid
+
+        def per_env(values: torch.Tensor) -> torch.Tensor:  # (R, ...) -> (B, ...), zeros elsewhere
+            out = values.new_zeros((B, *values.shape[1:]))
+            out[rows] = values
+            return out
+
+        final["kl_coef"] = torch.full((B,), beta, dtype=torch.float32, device=self.device)
         if self.ref_timing == "episode_end":
             reward[rows] += non_score.sum(-1)
-            final["ref_logprobs"] = ref
-            final["non_score_rewards"] = non_score
-        seq_kl = (pol - ref).sum(-1)
+            final["ref_logprobs"], final["non_score_rewards"] = per_env(ref), per_env(non_score)
         if bool(complete.any()):
-            final["episode_kl"] = torch.zeros(self.num_envs, dtype=torch.float32, device=self.device)
-            final["episode_kl"][rows] = torch.where(complete, seq_kl, 0.0)
+            seq_kl = kl_k1(pol, ref).sum(-1)
+            final["episode_kl"] = per_env(torch.where(complete, seq_kl, 0.0))
+            final["episode_kl_k3"] = per_env(torch.where(complete, (kl_k3(pol, ref) * valid).sum(-1), 0.0))
             self.kl.update(float(seq_kl[complete].mean()), int(complete.sum()))
 
     # ------------------------------------------------------------------------------------------ views
@@ -365,7 +377,11 @@ class GenerationBatch:
         )
 
     def render_text(self, row: int) -> str:
-        return f"{self.prompts[row]}\x1b[1m{self.completion(row)}\x1b[0m"
+        prompt_ids = self.input_ids[row, : self.prompt_budget][
+            self.attention_mask[row, : self.prompt_budget] == 1
+        ]
+        prompt = self.tokenizer.decode(prompt_ids.tolist(), skip_special_tokens=True)
+        return f"{prompt}\x1b[1m{self.completion(row)}\x1b[0m"
 
     def validate_actions(self, actions: Any) -> torch.Tensor:
         """``(B,)`` int64 tensor on the batch's device, or a ValueError/TypeError naming what is wrong."""
@@ -388,9 +404,9 @@ class GenerationBatch:
         actions = actions.to(self.device, torch.long).reshape(-1)
         if actions.shape != (self.num_envs,):
             raise ValueError(f"expected {self.num_envs} actions, got shape {tuple(actions.shape)}")
-        bad = (actions < 0) | (actions >= self.vocab_size)
-        if bool(bad.any()):
-            i = int(bad.nonzero()[0, 0])
+        low, high = torch.aminmax(actions)
+        if int(low) < 0 or int(high) >= self.vocab_size:
+            i = int(((actions < 0) | (actions >= self.vocab_size)).nonzero()[0, 0])
             raise ValueError(
                 f"action {int(actions[i])} (env {i}) is out of range: "
                 f"expected a token id in [0, {self.vocab_size})"

@@ -75,10 +75,12 @@ class TextEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
     ## Info
 
-    Every step: ``non_score_reward``; with KL shaping ``kl_coef`` and, in per-step mode,
-    ``ref_logprob``; with announced log-probs ``policy_logprob``, ``kl`` (k1) and ``kl_k3``. The final
-    step adds ``score``, ``completion``, ``completion_length``, ``stopped`` and, with announced log-probs,
-    ``episode_kl``. All values are plain Python or NumPy.
+    Every step: ``non_score_reward``; in per-step mode with KL shaping ``ref_logprob``; with an announced
+    log-prob also ``policy_logprob`` and ``kl`` (k1). The final step adds ``score``, ``completion``,
+    ``completion_length`` and ``stopped``; with KL shaping ``kl_coef`` (the beta in force) and, when
+    every step announced its log-prob, ``episode_kl`` (summed k1, which shaped the reward) and
+    ``episode_kl_k3`` (summed k3, for logging); in deferred mode ``ref_logprobs`` and
+    ``non_score_rewards`` per token. All values are plain Python or NumPy.
 
     ## Arguments
 

@@ -85,7 +85,7 @@ class TextVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.device = self.batch.device
         self._rngs: list[np.random.Generator] | None = None
-        self._autoreset = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
+        self._autoreset_rows: list[int] = []  # NEXT_STEP: envs that ended last step, reset by this one
 
     @property
     def task(self) -> Task:
@@ -116,7 +116,7 @@ class TextVectorEnv(VectorEnv):
             rows = mask.nonzero()[:, 0].tolist()
         if rows:
             self.batch.reset_rows(rows, [self._rngs[r] for r in rows])
-        self._autoreset[rows] = False
+        self._autoreset_rows = [r for r in self._autoreset_rows if r not in rows]
         if self.render_mode == "human":
             self.render()
         prompts = np.array([ex["prompt"] if ex else "" for ex in self.batch.examples], dtype=object)
@@ -128,15 +128,14 @@ class TextVectorEnv(VectorEnv):
         if self._rngs is None:
             raise RuntimeError("step() called before reset(): call reset() first")
         actions = self.batch.validate_actions(actions)
-        stepping = self.batch.running.clone()
-        if not bool(stepping.any()) and not bool(self._autoreset.any()):
+        if not self.batch.num_running and not self._autoreset_rows:
             raise RuntimeError("step() called when every episode has ended: call reset() first")
+        stepping = self.batch.running.clone()
         outcome = self.batch.step(actions, stepping)
-        reset_rows = self._autoreset.nonzero()[:, 0].tolist()
-        if reset_rows:  # NEXT_STEP: the envs that ended last step start over now
-            self.batch.reset_rows(reset_rows, [self._rngs[r] for r in reset_rows])
+        if self._autoreset_rows:  # NEXT_STEP: the envs that ended last step start over now
+            self.batch.reset_rows(self._autoreset_rows, [self._rngs[r] for r in self._autoreset_rows])
         if self.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP:
-            self._autoreset = outcome.terminated.clone()
+            self._autoreset_rows = outcome.ended_rows
 
         infos: dict[str, Any] = {}
         for key, value in outcome.info.items():

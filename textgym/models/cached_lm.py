@@ -117,7 +117,7 @@ class CachedLM:
         self.ids = torch.cat([self.ids, tokens[:, None]], dim=1)
         self.mask = torch.cat([self.mask, column[:, None]], dim=1)
         self.next_logits = self._forward(tokens[:, None], self.mask, positions, self.cache)
-        self._trim()
+        # No trim here: leading columns only fall dead when rows are refilled, and prefill trims.
 
     def _trim(self) -> None:
         """Drop leading columns that no row attends to, so the cache never outgrows the live tokens."""

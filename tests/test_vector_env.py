@@ -83,3 +83,32 @@ def test_render_modes(copy_bundle, capsys):
     env = CopyEnv(model=copy_bundle, render_mode="human")
     _, info = env.reset(seed=0)
     assert info["prompt"] in capsys.readouterr().out
+
+
+def test_numpy_backend(copy_bundle):
+    envs = CopyVectorEnv(num_envs=2, model=copy_bundle, kl_coef=0.1, array_backend="numpy")
+    obs, _ = envs.reset(seed=0)
+    assert isinstance(obs["input_ids"], np.ndarray) and obs["input_ids"].dtype == np.int64
+    assert envs.observation_space.contains(obs)
+    obs, reward, terminated, truncated, infos = envs.step(np.array([5, copy_bundle.eos_token_ids[0]]))
+    assert reward.dtype == np.float32 and terminated.dtype == np.bool_ and truncated.dtype == np.bool_
+    assert isinstance(infos["ref_logprob"], np.ndarray) and infos["_score"].tolist() == [False, True]
+    with pytest.raises(ValueError, match="array_backend"):
+        CopyVectorEnv(num_envs=2, model=copy_bundle, array_backend="jax")
+
+
+def test_ids_with_module_prefix_work_from_id_only_libraries():
+    from stable_baselines3.common.env_util import make_vec_env
+
+    venv = make_vec_env("textgym:textgym/Copy-v0", n_envs=2, seed=0)
+    obs = venv.reset()
+    assert obs["input_ids"].shape == (2, venv.observation_space["input_ids"].shape[0])
+
+
+def test_unsupported_render_mode_is_refused_at_render(copy_bundle):
+    env = CopyEnv(model=copy_bundle, render_mode="rgb_array")
+    env.reset(seed=0)
+    with pytest.raises(
+        ValueError, match=r"'rgb_array' is not supported: expected one of \['ansi', 'human'\]"
+    ):
+        env.render()

@@ -117,11 +117,7 @@ class TextEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     task_class: ClassVar[type[Task] | None] = None  # the task a subclass binds
 
     def __init__(self, task: Task | str | None = None, render_mode: str | None = None, **kwargs: Any) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
-            )
-        self.render_mode = render_mode
+        self.render_mode = render_mode  # checked by render(), as Gymnasium's own envs do
         self.batch: GenerationBatch = make_batch(task, self.task_class, 1, kwargs)
         self.observation_space = token_spaces(self.batch.length, self.batch.vocab_size)
         self.action_space = spaces.Discrete(self.batch.vocab_size)
@@ -171,6 +167,8 @@ class TextEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         )
 
     def render(self) -> str | None:
+        if not can_render(self.render_mode, self.metadata["render_modes"]):
+            return None
         text = self.batch.render_text(0)
         if self.render_mode == "human":
             print(text)
@@ -179,6 +177,20 @@ class TextEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
     def _observation(self) -> dict[str, np.ndarray]:
         return {key: value[0].cpu().numpy() for key, value in self.batch.observation().items()}
+
+
+def can_render(render_mode: str | None, render_modes: list[str]) -> bool:
+    """False (with Gymnasium's warning) without a render mode; a ValueError for an unsupported one.
+
+    Unsupported modes are refused here rather than at construction because SB3's ``make_vec_env``
+    asks every env for ``render_mode="rgb_array"`` and only falls back on a TypeError.
+    """
+    if render_mode is None:
+        gym.logger.warn("You are calling render method without specifying any render mode.")
+        return False
+    if render_mode not in render_modes:
+        raise ValueError(f"render_mode {render_mode!r} is not supported: expected one of {render_modes}")
+    return True
 
 
 def _scalar_action(action: Any) -> int:

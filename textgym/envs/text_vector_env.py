@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -12,7 +12,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from textgym.envs.generation_batch import GenerationBatch, make_batch
-from textgym.envs.text_env import token_spaces
+from textgym.envs.text_env import can_render, token_spaces
 from textgym.tasks import Task
 
 
@@ -22,8 +22,8 @@ class TextVectorEnv(VectorEnv):
     Same task, arguments, spaces, rewards and episode ends as :class:`textgym.envs.TextEnv` (its
     docstring is the manual), batched:
 
-    - observations, rewards, ``terminated`` and ``truncated`` are torch tensors on ``device`` (wrap with
-      ``gymnasium.wrappers.vector.TorchToNumpy`` for NumPy); actions may be a tensor, array or list;
+    - observations, rewards, ``terminated``, ``truncated`` and info values are torch tensors on
+      ``device``, or NumPy arrays with ``array_backend="numpy"``; actions may be a tensor, array or list;
     - ``set_action_logprobs`` takes a ``(num_envs,)`` tensor;
     - infos follow Gymnasium's vector convention: each value has a leading ``num_envs`` axis and a
       boolean ``"_key"`` mask tells which envs it holds a value for (per-step keys: the envs that
@@ -66,15 +66,15 @@ class TextVectorEnv(VectorEnv):
         task: Task | str | None = None,
         render_mode: str | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        array_backend: Literal["torch", "numpy"] = "torch",
         **kwargs: Any,
     ) -> None:
+        if array_backend not in ("torch", "numpy"):
+            raise ValueError(f"array_backend must be 'torch' or 'numpy', got {array_backend!r}")
+        self.array_backend = array_backend
         autoreset_mode = AutoresetMode(autoreset_mode)
         if autoreset_mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.DISABLED):
             raise ValueError(f"autoreset_mode must be NEXT_STEP or DISABLED, got {autoreset_mode}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
-            )
         self.metadata = {**self.metadata, "autoreset_mode": autoreset_mode}
         self.render_mode = render_mode
         self.batch: GenerationBatch = make_batch(task, self.task_class, num_envs, kwargs)
@@ -120,7 +120,7 @@ class TextVectorEnv(VectorEnv):
         if self.render_mode == "human":
             self.render()
         prompts = np.array([ex["prompt"] if ex else "" for ex in self.batch.examples], dtype=object)
-        return self.batch.observation(), {"prompt": prompts, "_prompt": self._mask(rows)}
+        return self._out(self.batch.observation()), {"prompt": prompts, "_prompt": self._mask(rows)}
 
     def step(
         self, actions: Any
@@ -145,9 +145,23 @@ class TextVectorEnv(VectorEnv):
         if self.render_mode == "human":
             self.render()
         truncated = torch.zeros_like(outcome.terminated)
-        return self.batch.observation(), outcome.reward, outcome.terminated, truncated, infos
+        return self._out((self.batch.observation(), outcome.reward, outcome.terminated, truncated, infos))
+
+    def _out(self, value: Any) -> Any:
+        """Outputs as torch tensors on the device, or as NumPy arrays with ``array_backend="numpy"``."""
+        if self.array_backend == "torch":
+            return value
+        if isinstance(value, torch.Tensor):
+            return value.cpu().numpy()
+        if isinstance(value, dict):
+            return {key: self._out(item) for key, item in value.items()}
+        if isinstance(value, tuple):
+            return tuple(self._out(item) for item in value)
+        return value
 
     def render(self) -> tuple[str, ...] | None:
+        if not can_render(self.render_mode, self.metadata["render_modes"]):
+            return None
         texts = tuple(self.batch.render_text(i) for i in range(self.num_envs))
         if self.render_mode == "human":
             print("\n".join(f"[{i}] {text}" for i, text in enumerate(texts)))

@@ -7,6 +7,7 @@ corpus' words, so every word is one action and the action space stays a few doze
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -27,7 +28,7 @@ PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 # SentencePiece marks word starts with this character in place of a space.
 _WORD_START = "\u2581"
 
-_cache: dict[tuple[str, int, int, int, int, int], ModelBundle] = {}
+_cache: dict[tuple, ModelBundle] = {}  # (corpus digest, seed, sizes..., [device]) -> bundle
 _lock = threading.Lock()
 
 
@@ -39,6 +40,7 @@ def tiny_model(
     num_layers: int = 2,
     num_heads: int = 4,
     max_positions: int = 256,
+    device: str | torch.device = "cpu",
 ) -> ModelBundle:
     """Build a small Llama-architecture causal LM over a word-level vocabulary trained on ``corpus``.
 
@@ -62,6 +64,8 @@ def tiny_model(
         num_layers: Number of transformer blocks.
         num_heads: Number of attention heads.
         max_positions: Longest sequence (prompt plus completion) the model supports.
+        device: Where the model lives. Weights are always drawn on the CPU and then moved, so every
+            device holds the same weights.
 
     Returns:
         The shared, frozen bundle.
@@ -76,6 +80,22 @@ def tiny_model(
         hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads, max_positions=max_positions
     )
     digest = hashlib.sha256(json.dumps(lines).encode()).hexdigest()
+    device = torch.device(device)
+    if device.type != "cpu":
+        key = (digest, seed, hidden_size, num_layers, num_heads, max_positions, str(device))
+        if key not in _cache:
+            cpu = tiny_model(
+                lines,
+                seed=seed,
+                hidden_size=hidden_size,
+                num_layers=num_layers,
+                num_heads=num_heads,
+                max_positions=max_positions,
+            )
+            moved = copy.deepcopy(cpu.model).to(device)
+            with _lock:
+                _cache.setdefault(key, ModelBundle(model=moved, tokenizer=cpu.tokenizer, name=cpu.name))
+        return _cache[key]
     key = (digest, seed, hidden_size, num_layers, num_heads, max_positions)
     with _lock:
         bundle = _cache.get(key)

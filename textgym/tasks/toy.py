@@ -76,10 +76,7 @@ class SymbolTask(Task):
     def build_model(self, device: str = "cpu") -> ModelBundle:
         if self.default_model != "tiny":
             return load_model(self.default_model, device=device)
-        bundle = tiny_model(self.corpus())
-        if str(bundle.device) != str(device):
-            raise ValueError(f"tiny models are built on the CPU; move it yourself for device={device!r}")
-        return bundle
+        return tiny_model(self.corpus(), device=device)
 
 
 class PatternTask(SymbolTask):

@@ -96,7 +96,7 @@ def sample_episodes(
             running &= ~terminated
         if not batch.num_running:
             break
-        policy.step(actions, running)
+        policy.step(actions, None if batch.num_running == N else running)
     return Episodes(
         prompts=list(infos["prompt"]),
         completions=completions,

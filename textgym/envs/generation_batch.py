@@ -250,14 +250,18 @@ class GenerationBatch:
             logits = self.ref_lm.next_logits.float()
             step_ref = torch.log_softmax(logits, -1).gather(1, actions[:, None])[:, 0]
 
-        # Write the new tokens in place; undone below if the reward function fails.
-        old_ids, old_mask = self.input_ids[rows, cols], self.attention_mask[rows, cols]
-        self.input_ids[rows, cols] = torch.where(stepping, actions, old_ids)
-        self.attention_mask[rows, cols] = torch.where(stepping, 1, old_mask)
+        # Write the new tokens in place. A running row's new column held padding, so if the reward
+        # function fails, writing padding back where stepping undoes the step exactly.
+        if self.num_running == B:  # lockstep rollouts: every row steps, no masking needed
+            self.input_ids[rows, cols], self.attention_mask[rows, cols] = actions, 1
+        else:
+            self.input_ids[rows, cols] = torch.where(stepping, actions, self.input_ids[rows, cols])
+            self.attention_mask[rows, cols] = torch.where(stepping, 1, self.attention_mask[rows, cols])
         try:
             final, ended = self._score_endings(stepping, stopped, ended, t)
         except BaseException:
-            self.input_ids[rows, cols], self.attention_mask[rows, cols] = old_ids, old_mask
+            self.input_ids[rows, cols] = torch.where(stepping, self.pad_token_id, self.input_ids[rows, cols])
+            self.attention_mask[rows, cols] = torch.where(stepping, 0, self.attention_mask[rows, cols])
             raise
         ended_rows = final.get("rows", [])
 
@@ -278,7 +282,7 @@ class GenerationBatch:
         self.running = self.running & ~ended
         self.num_running -= len(ended_rows)
         if self.ref_lm is not None and self.num_running:
-            self.ref_lm.step(actions, self.running)
+            self.ref_lm.step(actions, None if self.num_running == B else self.running)
 
         # Rewards.
         if self.ref is not None and self.ref_timing == "step":

@@ -111,8 +111,11 @@ class CachedLM:
             tokens: ``(B,)`` int64 token ids.
             active: ``(B,)`` bool; ``None`` means all rows.
         """
-        column = torch.ones_like(tokens) if active is None else active.long()
-        tokens = torch.where(column.bool(), tokens, torch.full_like(tokens, self.pad_token_id))
+        if active is None:
+            column = torch.ones_like(tokens)
+        else:
+            column = active.long()
+            tokens = torch.where(active, tokens, self.pad_token_id)
         positions = self.mask.sum(-1, keepdim=True)  # (B, 1): the next position of each row
         self.ids = torch.cat([self.ids, tokens[:, None]], dim=1)
         self.mask = torch.cat([self.mask, column[:, None]], dim=1)

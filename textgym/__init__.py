@@ -3,9 +3,10 @@
 Importing the package registers its environments (``gym.make("textgym/Copy-v0")``).
 """
 
+from textgym.evaluation import Evaluation, evaluate
 from textgym.registration import ENVS, register_envs
 
 register_envs()
 
 __version__ = "0.1.0"
-__all__ = ["ENVS", "__version__", "register_envs"]
+__all__ = ["ENVS", "Evaluation", "__version__", "evaluate", "register_envs"]

@@ -1,12 +1,15 @@
-"""Sample a batch of whole episodes from a causal LM through a textgym vector env.
+"""Sample a batch of whole episodes through a textgym vector env.
 
-The policy keeps its own KV cache (:class:`textgym.models.CachedLM`), announces the log-prob of each
-sampled token to the env (exact KL shaping), and stops when every env has finished one episode.
+The policy is either a causal LM, sampled token by token with its own KV cache
+(:class:`textgym.models.CachedLM`) and announcing each token's log-prob to the env (exact KL shaping),
+or any object with an SB3-style ``predict(obs, deterministic=False) -> (actions, state)``. Sampling stops
+when every env has finished one episode.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -15,6 +18,15 @@ from transformers import PreTrainedModel
 
 from textgym.envs.text_vector_env import TextVectorEnv
 from textgym.models import CachedLM
+
+
+@runtime_checkable
+class PredictPolicy(Protocol):
+    """Anything with SB3's ``predict``: a batch of observations in, a batch of token ids out."""
+
+    def predict(
+        self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = False
+    ): ...
 
 
 @dataclass
@@ -27,63 +39,131 @@ class Episodes:
     returns: np.ndarray  # (N,) float32 sum of env rewards (score + shaping)
     lengths: np.ndarray  # (N,) int64 generated tokens
     stopped: np.ndarray  # (N,) bool: ended by EOS or a stop sequence (not by the budget)
-    kl: np.ndarray  # (N,) float32 sum over tokens of log pi - log pi_ref (k1); 0 without shaping
+    kl: np.ndarray  # (N,) float32 sum over tokens of log pi - log pi_ref (k1); NaN when unknown
     tokens: torch.Tensor  # (N, T) int64 generated tokens, padded with the pad id
-    logprobs: torch.Tensor  # (N, T) float32 log pi of the sampled tokens, 0 past the end
+    logprobs: torch.Tensor  # (N, T) float32 log pi of the sampled tokens, 0 past the end (LM policies)
+    ref_logprobs: torch.Tensor  # (N, T) float32 log pi_ref of the sampled tokens, 0 past the end
+
+
+class _LMSampler:
+    """Samples from a causal LM with a KV cache; knows the log-prob of what it samples."""
+
+    def __init__(
+        self,
+        envs: TextVectorEnv,
+        model: PreTrainedModel,
+        obs: dict,
+        temperature: float,
+        deterministic: bool,
+        suppress_eos: bool,
+        generator: torch.Generator,
+    ) -> None:
+        batch = envs.batch
+        P = batch.prompt_budget
+        width = int(obs["attention_mask"][:, :P].sum(-1).max())
+        self.lm = CachedLM(model, batch.pad_token_id)
+        self.lm.prefill(obs["input_ids"][:, P - width : P], obs["attention_mask"][:, P - width : P])
+        self.vocab_size, self.eos = batch.vocab_size, batch.eos
+        self.temperature, self.deterministic, self.suppress_eos = temperature, deterministic, suppress_eos
+        self.generator = generator
+
+    def act(self, obs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.lm.next_logits[:, : self.vocab_size].float() / self.temperature  # (N, V)
+        if self.suppress_eos:
+            logits[:, self.eos] = -torch.inf
+        logp = torch.log_softmax(logits, -1)
+        if self.deterministic:
+            actions = logp.argmax(-1)
+        else:
+            actions = torch.multinomial(logp.exp(), 1, generator=self.generator)[:, 0]  # (N,)
+        return actions, logp.gather(1, actions[:, None])[:, 0]
+
+    def advance(self, actions: torch.Tensor, running: torch.Tensor | None) -> None:
+        self.lm.step(actions, running)
+
+
+class _PredictSampler:
+    """Asks an SB3-style ``predict`` for each step's tokens; their log-probs are unknown."""
+
+    def __init__(self, policy: PredictPolicy, deterministic: bool) -> None:
+        self.policy, self.deterministic = policy, deterministic
+
+    def act(self, obs: dict) -> tuple[Any, None]:
+        numpy_obs = {key: value.cpu().numpy() for key, value in obs.items()}
+        actions, _ = self.policy.predict(numpy_obs, deterministic=self.deterministic)
+        return actions, None
+
+    def advance(self, actions: Any, running: torch.Tensor | None) -> None:
+        pass
 
 
 @torch.no_grad()
 def sample_episodes(
     envs: TextVectorEnv,
-    model: PreTrainedModel,
+    policy: PreTrainedModel | PredictPolicy,
     *,
     seed: int | None = None,
     temperature: float = 1.0,
+    deterministic: bool = False,
     generator: torch.Generator | None = None,
     suppress_eos: bool = False,
 ) -> Episodes:
-    """Reset ``envs`` and run one episode in every env, sampling tokens from ``model``.
+    """Reset ``envs`` and run one episode in every env.
 
     Args:
-        envs: a textgym vector env with ``autoreset_mode=DISABLED`` (finished envs sit out).
-        model: the policy, sharing the env's tokenizer; it may be the env's reference model.
+        envs: a textgym vector env with ``autoreset_mode=DISABLED`` (finished envs sit out) and the
+            default torch array backend.
+        policy: a causal LM sharing the env's tokenizer (it may be the env's own reference model), or an
+            object with an SB3-style ``predict`` taking a NumPy observation batch.
         seed: passed to ``envs.reset``; also seeds the sampling generator when ``generator`` is None.
-        temperature: sampling temperature; the announced log-probs use the same one.
-        generator: torch generator on the env's device for sampling.
+        temperature: LM sampling temperature; the announced log-probs use the same one.
+        deterministic: greedy decoding (LM) or ``predict(..., deterministic=True)``.
+        generator: torch generator on the env's device for LM sampling.
         suppress_eos: never sample EOS, so that every episode runs the whole budget (benchmarks).
     """
     if envs.metadata["autoreset_mode"] != AutoresetMode.DISABLED:
         raise ValueError("sample_episodes needs a vector env made with autoreset_mode=AutoresetMode.DISABLED")
-    batch = envs.batch
-    if generator is None:
-        generator = torch.Generator(device=envs.device)
-        generator.manual_seed(seed if seed is not None else int(torch.seed()))
+    if getattr(envs, "array_backend", "torch") != "torch":
+        raise ValueError("sample_episodes needs a vector env with array_backend='torch'")
+    batch, device = envs.batch, envs.device
     obs, infos = envs.reset(seed=seed)
-    N, P, T = envs.num_envs, batch.prompt_budget, batch.generation_budget
-    width = int(obs["attention_mask"][:, :P].sum(-1).max())
-    policy = CachedLM(model, batch.pad_token_id)
-    policy.prefill(obs["input_ids"][:, P - width : P], obs["attention_mask"][:, P - width : P])
+    if isinstance(policy, PreTrainedModel):
+        if generator is None:
+            generator = torch.Generator(device=device)
+            generator.manual_seed(seed if seed is not None else int(torch.seed()))
+        sampler = _LMSampler(envs, policy, obs, temperature, deterministic, suppress_eos, generator)
+    elif isinstance(policy, PredictPolicy):
+        sampler = _PredictSampler(policy, deterministic)
+    else:
+        raise TypeError(
+            f"policy must be a transformers PreTrainedModel or have predict(obs, deterministic=...), "
+            f"got {type(policy).__name__}"
+        )
 
-    tokens = torch.full((N, T), batch.pad_token_id, dtype=torch.long, device=envs.device)
-    logprobs = torch.zeros((N, T), dtype=torch.float32, device=envs.device)
-    returns = torch.zeros(N, dtype=torch.float32, device=envs.device)
-    scores = torch.zeros(N, dtype=torch.float32, device=envs.device)
-    lengths = torch.zeros(N, dtype=torch.long, device=envs.device)
-    stopped = torch.zeros(N, dtype=torch.bool, device=envs.device)
-    kl = torch.zeros(N, dtype=torch.float32, device=envs.device)
+    N, T = envs.num_envs, batch.generation_budget
+    tokens = torch.full((N, T), batch.pad_token_id, dtype=torch.long, device=device)
+    logprobs = torch.zeros((N, T), dtype=torch.float32, device=device)
+    ref_logprobs = torch.zeros((N, T), dtype=torch.float32, device=device)
+    returns = torch.zeros(N, dtype=torch.float32, device=device)
+    scores = torch.zeros(N, dtype=torch.float32, device=device)
+    lengths = torch.zeros(N, dtype=torch.long, device=device)
+    stopped = torch.zeros(N, dtype=torch.bool, device=device)
+    kl = torch.full(
+        (N,), torch.nan, dtype=torch.float32, device=device
+    )  # known only with announced log-probs
     completions = [""] * N
-    running = torch.ones(N, dtype=torch.bool, device=envs.device)
+    running = torch.ones(N, dtype=torch.bool, device=device)
     for t in range(T):
-        logits = policy.next_logits[:, : batch.vocab_size].float() / temperature  # (N, V)
-        if suppress_eos:
-            logits[:, batch.eos] = -torch.inf
-        logp = torch.log_softmax(logits, -1)
-        actions = torch.multinomial(logp.exp(), 1, generator=generator)[:, 0]  # (N,)
-        action_logp = logp.gather(1, actions[:, None])[:, 0]
-        envs.set_action_logprobs(action_logp)  # entries of envs that already ended are ignored
-        _, reward, terminated, _, info = envs.step(actions)
+        actions, action_logp = sampler.act(obs)
+        if action_logp is not None:
+            envs.set_action_logprobs(action_logp)  # entries of envs that already ended are ignored
+        obs, reward, terminated, _, info = envs.step(actions)
+        actions = torch.as_tensor(actions, device=device)
         tokens[:, t] = torch.where(running, actions, tokens[:, t])
-        logprobs[:, t] = torch.where(running, action_logp, 0.0)
+        if action_logp is not None:
+            logprobs[:, t] = torch.where(running, action_logp, 0.0)
+        if "ref_logprob" in info:
+            ref_logprobs[:, t] = torch.where(running, info["ref_logprob"], 0.0)
         returns += reward
         if "score" in info:  # some episode ended this step
             scores[terminated] = info["score"][terminated]
@@ -91,12 +171,14 @@ def sample_episodes(
             stopped[terminated] = info["stopped"][terminated]
             if "episode_kl" in info:
                 kl[terminated] = info["episode_kl"][terminated]
+            if "ref_logprobs" in info:  # deferred reference: all of an episode's log-probs at its end
+                ref_logprobs[terminated] = info["ref_logprobs"][terminated]
             for i in terminated.nonzero()[:, 0].tolist():
                 completions[i] = info["completion"][i]
             running &= ~terminated
         if not batch.num_running:
             break
-        policy.step(actions, None if batch.num_running == N else running)
+        sampler.advance(actions, None if batch.num_running == N else running)
     return Episodes(
         prompts=list(infos["prompt"]),
         completions=completions,
@@ -107,4 +189,5 @@ def sample_episodes(
         kl=kl.cpu().numpy(),
         tokens=tokens,
         logprobs=logprobs,
+        ref_logprobs=ref_logprobs,
     )

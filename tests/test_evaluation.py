@@ -1,0 +1,85 @@
+"""textgym.evaluate: figures checked against scripted policies and independent computations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from conftest import independent_ref_logprobs
+
+import textgym
+from textgym.envs import CopyEnv
+from textgym.evaluation import distinct_n
+
+
+def test_distinct_n_by_hand():
+    texts = ["a b a b", "a c"]
+    assert distinct_n(texts, 1) == pytest.approx(3 / 6)  # unigrams a b a b a c: {a, b, c}
+    assert distinct_n(texts, 2) == pytest.approx(3 / 4)  # bigrams ab ba ab ac: {ab, ba, ac}
+    assert distinct_n(["", "x"], 2) == 0.0
+
+
+class CopyOracle:
+    """A predict-only policy that reads each prompt from the observation and copies it, then EOS."""
+
+    def __init__(self, bundle, prompt_budget: int):
+        self.bundle, self.P = bundle, prompt_budget
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        actions = []
+        for ids, mask in zip(observation["input_ids"], observation["attention_mask"], strict=True):
+            prompt = self.bundle.tokenizer.decode(
+                ids[: self.P][mask[: self.P] == 1], skip_special_tokens=True
+            )
+            answer = self.bundle.tokenizer(prompt.split(" ", 1)[1], add_special_tokens=False)["input_ids"]
+            answer.append(self.bundle.eos_token_ids[0])
+            actions.append(answer[min(int(mask[self.P :].sum()), len(answer) - 1)])
+        return np.array(actions), None
+
+
+def test_oracle_policy_scores_the_optimum(copy_bundle):
+    env = CopyEnv(model=copy_bundle)
+    oracle = CopyOracle(copy_bundle, env.batch.prompt_budget)
+    result = textgym.evaluate(oracle, "textgym/Copy-v0", episodes=8, num_envs=4, model=copy_bundle)
+    assert result.episodes == 8 and result.score == 1.0 and result.score_stderr == 0.0
+    assert result.eos_rate == 1.0 and math.isnan(result.kl)  # predict-only: log-probs unknown
+    assert result.length == pytest.approx(np.mean([len(c.split()) + 1 for c in result.completions]))
+    assert all(c == p.split(" ", 1)[1] for c, p in zip(result.completions, result.prompts, strict=True))
+
+    # Perplexity: exp of minus the mean reference log-prob per generated token, computed independently.
+    total, count = 0.0, 0
+    for prompt, completion in zip(result.prompts, result.completions, strict=True):
+        answer = copy_bundle.tokenizer(completion, add_special_tokens=False)["input_ids"]
+        answer.append(copy_bundle.eos_token_ids[0])
+        total += float(
+            independent_ref_logprobs(copy_bundle.model, env.batch.encode_prompt(prompt), answer).sum()
+        )
+        count += len(answer)
+    assert result.perplexity == pytest.approx(math.exp(-total / count), rel=1e-4)
+
+
+def test_reference_sampling_is_the_zero_kl_baseline_and_reproducible(sharp_bundle):
+    a = textgym.evaluate("reference", "textgym/Copy-v0", episodes=8, num_envs=4, model=sharp_bundle, seed=3)
+    b = textgym.evaluate("reference", "textgym/Copy-v0", episodes=8, num_envs=4, model=sharp_bundle, seed=3)
+    assert a.summary() == b.summary() and a.completions == b.completions
+    assert abs(a.kl) < 1e-3  # the policy is the reference
+    assert 0.0 <= a.score <= 1.0 and 0.0 <= a.eos_rate <= 1.0 and 1.0 <= a.length <= 6.0
+    assert a.perplexity > 1.0
+    c = textgym.evaluate("reference", "textgym/Copy-v0", episodes=8, num_envs=4, model=sharp_bundle, seed=4)
+    assert c.prompts != a.prompts
+
+
+def test_evaluate_on_the_test_split_only(copy_bundle):
+    result = textgym.evaluate("reference", "textgym/Copy-v0", episodes=16, num_envs=8, model=copy_bundle)
+    task = CopyEnv(model=copy_bundle).task
+    assert all(task.split_of(p.split(" ", 1)[1]) == "test" for p in result.prompts)
+
+
+def test_bad_arguments(copy_bundle):
+    with pytest.raises(ValueError, match="kl_coef > 0"):
+        textgym.evaluate("reference", "textgym/Copy-v0", episodes=4, model=copy_bundle, kl_coef=0.0)
+    with pytest.raises(ValueError, match="'greedy'"):
+        textgym.evaluate("greedy", "textgym/Copy-v0", episodes=4, model=copy_bundle)
+    with pytest.raises(TypeError, match="PreTrainedModel or have predict"):
+        textgym.evaluate(object(), "textgym/Copy-v0", episodes=4, model=copy_bundle)

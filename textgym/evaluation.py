@@ -1,0 +1,128 @@
+"""Evaluate a policy on a textgym task: score, KL to the reference, length, EOS rate, diversity, fluency."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+from transformers import PreTrainedModel
+
+from textgym.rollout import Episodes, PredictPolicy, sample_episodes
+
+Policy = PreTrainedModel | PredictPolicy | Literal["reference"]
+
+
+@dataclass
+class Evaluation:
+    """Figures over ``episodes`` held-out episodes (RL4LMs reports the same beside reward)."""
+
+    env_id: str
+    episodes: int
+    score: float  # mean task score
+    score_stderr: float  # standard error of that mean
+    kl: float  # mean per-episode KL(pi || pi_ref), summed k1 over tokens; NaN for predict-only policies
+    length: float  # mean completion length in tokens
+    eos_rate: float  # fraction of episodes ended by EOS or a stop sequence rather than the budget
+    distinct_1: float  # unique unigrams / all unigrams over every completion (whitespace words)
+    distinct_2: float  # the same for bigrams
+    perplexity: float  # the reference model's perplexity of the completions, per generated token
+    completions: list[str] = field(repr=False, default_factory=list)
+    prompts: list[str] = field(repr=False, default_factory=list)
+    scores: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+
+    def summary(self) -> dict[str, Any]:
+        """The scalar figures, for tables and logs."""
+        return {k: v for k, v in asdict(self).items() if k not in ("completions", "prompts", "scores")}
+
+
+def distinct_n(texts: list[str], n: int) -> float:
+    """Distinct-n (Li et al., 2016): unique n-grams over all n-grams, across all texts; 0 with none."""
+    grams = [
+        tuple(words[i : i + n]) for words in (t.split() for t in texts) for i in range(len(words) - n + 1)
+    ]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def evaluate(
+    policy: Policy,
+    env_id: str,
+    episodes: int = 64,
+    *,
+    split: str = "test",
+    seed: int = 0,
+    num_envs: int = 8,
+    temperature: float = 1.0,
+    deterministic: bool = False,
+    **env_kwargs: Any,
+) -> Evaluation:
+    """Run ``episodes`` episodes of ``policy`` on ``env_id`` and measure them.
+
+    Args:
+        policy: a Hugging Face causal LM sharing the env's tokenizer; an object with SB3-style
+            ``predict(obs, deterministic=...)`` (its KL is unknown: NaN); or ``"reference"`` to sample
+            from the env's own (reference) model, the zero-shot baseline.
+        env_id: a registered id, e.g. ``"textgym/Sentiment-v0"``.
+        episodes: how many episodes (rounded up to a multiple of ``num_envs``).
+        split: the task split the prompts come from; ``"test"`` holds prompts never trained on.
+        seed: seeds the prompts (env ``i`` of batch ``b`` is reset with ``seed + b * num_envs + i``) and
+            the sampling, so the same seed evaluates on the same prompts.
+        num_envs: episodes run side by side.
+        temperature: LM sampling temperature. deterministic: greedy decoding.
+        env_kwargs: passed to ``gym.make_vec`` (``model=...``, ``kl_coef=...``). KL shaping is switched
+            on (``kl_coef=0.05``) unless given, since KL and perplexity need the reference model.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    env_kwargs.setdefault("kl_coef", 0.05)
+    if not env_kwargs["kl_coef"] and env_kwargs.get("kl_target") is None:
+        raise ValueError("evaluate needs the reference model for KL and perplexity: pass kl_coef > 0")
+    envs = gym.make_vec(
+        env_id,
+        num_envs=num_envs,
+        vectorization_mode="vector_entry_point",
+        split=split,
+        autoreset_mode=AutoresetMode.DISABLED,
+        **env_kwargs,
+    )
+    if isinstance(policy, str):
+        if policy != "reference":
+            raise ValueError(
+                f"policy must be a model, an object with predict, or 'reference'; got {policy!r}"
+            )
+        policy = envs.unwrapped.batch.ref.model
+    generator = torch.Generator(device=envs.unwrapped.device).manual_seed(seed)
+    runs: list[Episodes] = [
+        sample_episodes(
+            envs,
+            policy,
+            seed=seed + b * num_envs,
+            temperature=temperature,
+            deterministic=deterministic,
+            generator=generator,
+        )
+        for b in range(math.ceil(episodes / num_envs))
+    ]
+    scores = np.concatenate([r.scores for r in runs])
+    lengths = np.concatenate([r.lengths for r in runs])
+    ref_logprob_total = sum(float(r.ref_logprobs.sum()) for r in runs)
+    completions = [c for r in runs for c in r.completions]
+    return Evaluation(
+        env_id=env_id,
+        episodes=len(scores),
+        score=float(scores.mean()),
+        score_stderr=float(scores.std(ddof=1) / np.sqrt(len(scores))) if len(scores) > 1 else 0.0,
+        kl=float(np.concatenate([r.kl for r in runs]).mean()),
+        length=float(lengths.mean()),
+        eos_rate=float(np.concatenate([r.stopped for r in runs]).mean()),
+        distinct_1=distinct_n(completions, 1),
+        distinct_2=distinct_n(completions, 2),
+        perplexity=math.exp(-ref_logprob_total / max(int(lengths.sum()), 1)),
+        completions=completions,
+        prompts=[p for r in runs for p in r.prompts],
+        scores=scores,
+    )

@@ -40,6 +40,8 @@ class Episodes:
     lengths: np.ndarray  # (N,) int64 generated tokens
     stopped: np.ndarray  # (N,) bool: ended by EOS or a stop sequence (not by the budget)
     kl: np.ndarray  # (N,) float32 sum over tokens of log pi - log pi_ref (k1); NaN when unknown
+    prompt_ids: torch.Tensor  # (N, P) int64 prompts as the model saw them, left-padded
+    prompt_mask: torch.Tensor  # (N, P) int64, 1 on real prompt tokens
     tokens: torch.Tensor  # (N, T) int64 generated tokens, padded with the pad id
     logprobs: torch.Tensor  # (N, T) float32 log pi of the sampled tokens, 0 past the end (LM policies)
     ref_logprobs: torch.Tensor  # (N, T) float32 log pi_ref of the sampled tokens, 0 past the end
@@ -102,7 +104,7 @@ def sample_episodes(
     envs: TextVectorEnv,
     policy: PreTrainedModel | PredictPolicy,
     *,
-    seed: int | None = None,
+    seed: int | list[int] | None = None,
     temperature: float = 1.0,
     deterministic: bool = False,
     generator: torch.Generator | None = None,
@@ -115,7 +117,8 @@ def sample_episodes(
             default torch array backend.
         policy: a causal LM sharing the env's tokenizer (it may be the env's own reference model), or an
             object with an SB3-style ``predict`` taking a NumPy observation batch.
-        seed: passed to ``envs.reset``; also seeds the sampling generator when ``generator`` is None.
+        seed: passed to ``envs.reset`` (a list gives one seed per env: equal seeds, equal prompts); an int
+            also seeds the sampling generator when ``generator`` is None.
         temperature: LM sampling temperature; the announced log-probs use the same one.
         deterministic: greedy decoding (LM) or ``predict(..., deterministic=True)``.
         generator: torch generator on the env's device for LM sampling.
@@ -127,10 +130,12 @@ def sample_episodes(
         raise ValueError("sample_episodes needs a vector env with array_backend='torch'")
     batch, device = envs.batch, envs.device
     obs, infos = envs.reset(seed=seed)
+    P = batch.prompt_budget
+    prompt_ids, prompt_mask = obs["input_ids"][:, :P].clone(), obs["attention_mask"][:, :P].clone()
     if isinstance(policy, PreTrainedModel):
         if generator is None:
             generator = torch.Generator(device=device)
-            generator.manual_seed(seed if seed is not None else int(torch.seed()))
+            generator.manual_seed(seed if isinstance(seed, int) else int(torch.seed()))
         sampler = _LMSampler(envs, policy, obs, temperature, deterministic, suppress_eos, generator)
     elif isinstance(policy, PredictPolicy):
         sampler = _PredictSampler(policy, deterministic)
@@ -187,6 +192,8 @@ def sample_episodes(
         lengths=lengths.cpu().numpy(),
         stopped=stopped.cpu().numpy(),
         kl=kl.cpu().numpy(),
+        prompt_ids=prompt_ids,
+        prompt_mask=prompt_mask,
         tokens=tokens,
         logprobs=logprobs,
         ref_logprobs=ref_logprobs,

@@ -1,0 +1,172 @@
+"""PPO for language models, as in the RLHF stacks (TRL, trlx, RL4LMs), on a textgym env.
+
+Each iteration samples ``batch_size`` episodes (KV-cached; the env pays the exact KL-shaped reward per
+token). The per-token rewards ``r_t = -beta * (log pi - log pi_ref)`` plus the score on the last token
+are turned into GAE advantages with a scalar value head on the policy's last hidden state (a shared
+trunk, no separate value model), then the clipped surrogate and a clipped value loss are minimised for
+``ppo_epochs`` passes over shuffled minibatches, stopping early when the approximate KL grows too large.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from agents.base import AgentConfig, LMAgent
+from textgym.rollout import Episodes
+
+
+@dataclass
+class PPOConfig(AgentConfig):
+    learning_rate: float = 1e-5  # AdamW step size, policy and value head alike
+    gamma: float = 1.0  # discount (TRL: 1.0)
+    lam: float = 0.95  # GAE lambda (TRL: 0.95)
+    clip_range: float = 0.2  # policy ratio clipping
+    clip_range_value: float = 0.2  # value prediction clipping around the rollout's values
+    vf_coef: float = 0.1  # weight of the value loss (TRL: 0.1)
+    ppo_epochs: int = 4  # passes over each batch of episodes
+    num_minibatches: int = 1  # minibatches per pass
+    whiten_advantages: bool = True  # normalise advantages over the batch's generated tokens
+    target_kl: float | None = (
+        None  # stop an iteration's epochs once approx KL to the rollout policy exceeds it
+    )
+    entropy_coef: float = 0.0  # bonus on the policy's entropy at generated positions
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float):
+    """Generalised advantage estimation over ``(N, T)`` per-token rewards and values.
+
+    Positions where ``mask`` is 0 (after the episode's end) are ignored; the value after the last token
+    is 0 (the episode has terminated). Returns ``(advantages, returns)``, both ``(N, T)``.
+    """
+    N, T = rewards.shape
+    advantages = torch.zeros_like(rewards)
+    next_advantage = torch.zeros(N, device=rewards.device)
+    next_value = torch.zeros(N, device=rewards.device)
+    for t in reversed(range(T)):
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        next_advantage = (delta + gamma * lam * next_advantage) * mask[:, t]
+        advantages[:, t] = next_advantage
+        next_value = values[:, t] * mask[:, t]
+    return advantages, (advantages + values) * mask
+
+
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    mean = (x * mask).sum() / mask.sum()
+    var = (((x - mean) * mask) ** 2).sum() / mask.sum().clamp(min=2)
+    return (x - mean) * torch.rsqrt(var + eps) * mask
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (x * mask).sum() / mask.sum().clamp(min=1)
+
+
+class PPO(LMAgent):
+    """PPO with a value head on a textgym env (see :class:`PPOConfig` for every option).
+
+    ```python
+    from agents import PPO
+    agent = PPO("textgym/Pattern-v0", learning_rate=3e-3, batch_size=16).learn(total_episodes=800)
+    ```
+    """
+
+    config_class: ClassVar[type[AgentConfig]] = PPOConfig
+    config: PPOConfig
+
+    def build(self) -> None:
+        hidden = self.model.config.get_text_config().hidden_size
+        self.value_head = nn.Linear(hidden, 1).to(self.device)
+        generator = torch.Generator().manual_seed(self.config.seed)
+        with torch.no_grad():  # small init: values start near 0, as the returns do
+            self.value_head.weight.copy_(torch.randn(1, hidden, generator=generator) * 0.01)
+            self.value_head.bias.zero_()
+        self.last_ratios: list[float] = []
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return [*self.model.parameters(), *self.value_head.parameters()]
+
+    def evaluate_tokens(self, episodes: Episodes, rows: torch.Tensor | slice = slice(None)):
+        """``(logprobs, values, entropy)`` at the generated positions of ``rows``, each ``(R, T)``."""
+        logprobs, entropy, states = self.forward_tokens(episodes, rows, hidden=True)
+        return logprobs, self.value_head(states)[..., 0], entropy
+
+    def update(self, episodes: Episodes, iteration: int) -> dict[str, float]:
+        cfg = self.config
+        beta = self.envs.kl_coef
+        mask = self.completion_mask(episodes)  # (N, T)
+        N = mask.shape[0]
+        with torch.no_grad():
+            # Recomputed (not the sampler's) so that the first minibatch's ratio is exactly 1.
+            old_logprobs, old_values, _ = self.evaluate_tokens(episodes)
+            rewards = -beta * (old_logprobs - episodes.ref_logprobs) * mask  # (N, T) KL shaping per token
+            last = (torch.as_tensor(episodes.lengths, device=self.device) - 1).clamp(min=0)
+            rewards[torch.arange(N), last] += torch.as_tensor(episodes.scores, device=self.device)
+            advantages, returns = gae(rewards, old_values * mask, mask, cfg.gamma, cfg.lam)
+            if cfg.whiten_advantages:
+                advantages = masked_whiten(advantages, mask)
+
+        generator = torch.Generator().manual_seed(cfg.seed * 104_729 + iteration)
+        stats: dict[str, list[float]] = {
+            k: [] for k in ("pg", "vf", "clip", "vclip", "approxkl", "ratio", "ent")
+        }
+        self.last_ratios = []
+        stopped_early = False
+        for _ in range(cfg.ppo_epochs):
+            order = torch.randperm(N, generator=generator).to(self.device)
+            for rows in order.chunk(cfg.num_minibatches):
+                m = mask[rows]
+                logprobs, values, entropy = self.evaluate_tokens(episodes, rows)
+                log_ratio = (logprobs - old_logprobs[rows]) * m
+                ratio = torch.exp(log_ratio)
+                adv = advantages[rows]
+                pg_loss = masked_mean(
+                    torch.max(-adv * ratio, -adv * ratio.clamp(1 - cfg.clip_range, 1 + cfg.clip_range)), m
+                )
+                clipped_values = old_values[rows] + (values - old_values[rows]).clamp(
+                    -cfg.clip_range_value, cfg.clip_range_value
+                )
+                vf_loss = 0.5 * masked_mean(
+                    torch.max((values - returns[rows]) ** 2, (clipped_values - returns[rows]) ** 2), m
+                )
+                loss = pg_loss + cfg.vf_coef * vf_loss - cfg.entropy_coef * masked_mean(entropy, m)
+                loss.backward()
+                self.clip_and_step()
+                with torch.no_grad():
+                    approxkl = 0.5 * masked_mean(log_ratio**2, m).item()
+                    self.last_ratios.append(masked_mean(ratio, m).item())
+                    stats["pg"].append(pg_loss.item())
+                    stats["vf"].append(vf_loss.item())
+                    stats["clip"].append(masked_mean(((ratio - 1).abs() > cfg.clip_range).float(), m).item())
+                    stats["vclip"].append(
+                        masked_mean(
+                            ((values - old_values[rows]).abs() > cfg.clip_range_value).float(), m
+                        ).item()
+                    )
+                    stats["approxkl"].append(approxkl)
+                    stats["ratio"].append(self.last_ratios[-1])
+                    stats["ent"].append(masked_mean(entropy, m).item())
+                if cfg.target_kl is not None and approxkl > cfg.target_kl:
+                    stopped_early = True
+                    break
+            if stopped_early:
+                break
+        return {
+            "loss/policy": float(np.mean(stats["pg"])),
+            "loss/value": float(np.mean(stats["vf"])),
+            "policy/clipfrac": float(np.mean(stats["clip"])),
+            "policy/approxkl": float(np.mean(stats["approxkl"])),
+            "val/clipfrac": float(np.mean(stats["vclip"])),
+            "val/ratio": float(np.mean(stats["ratio"])),
+            "objective/entropy": float(np.mean(stats["ent"])),
+            "policy/early_stop": float(stopped_early),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "value_head": self.value_head.state_dict()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.value_head.load_state_dict(state["value_head"])

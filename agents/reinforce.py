@@ -1,0 +1,138 @@
+"""REINFORCE for language models, with the baselines of the RLHF literature (RLOO, GRPO and friends).
+
+Each iteration samples ``batch_size`` episodes through the env (KV-cached, log-probs announced so the
+env pays the exact KL-shaped reward), turns each episode's return ``R = score - beta * sum_t KL_t`` into
+an advantage with the chosen baseline, and takes one gradient step on
+``-A * log pi(completion | prompt)`` aggregated as configured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+
+from agents.base import AgentConfig, LMAgent
+from textgym.rollout import Episodes
+
+
+@dataclass
+class REINFORCEConfig(AgentConfig):
+    learning_rate: float = 1e-5  # AdamW step size
+    baseline: Literal["none", "moving_average", "batch_mean", "rloo", "group"] = (
+        "rloo"  # what R is compared to
+    )
+    num_generations: int = 2  # episodes per prompt for "rloo" and "group" (TRL's RLOO default: 2)
+    scale_rewards: bool = True  # "group": divide by the group's std (GRPO); False gives Dr.GRPO
+    moving_average_decay: float = 0.9  # "moving_average": weight of the old baseline per iteration
+    loss_aggregation: Literal["sequence_mean", "token_mean", "token_sum"] = "token_mean"  # see module doc
+    entropy_coef: float = 0.0  # bonus on the policy's entropy at generated positions
+
+
+def rloo_advantages(returns: torch.Tensor, group: int) -> torch.Tensor:
+    """``A_i = R_i - mean_{j != i} R_j`` within consecutive groups of ``group`` episodes (same prompt)."""
+    grouped = returns.view(-1, group)  # (N / k, k)
+    others = (grouped.sum(-1, keepdim=True) - grouped) / (group - 1)
+    return (grouped - others).view(-1)
+
+
+def group_advantages(returns: torch.Tensor, group: int, scale: bool, eps: float = 1e-4) -> torch.Tensor:
+    """GRPO: ``(R_i - mean_g) / (std_g + eps)`` within groups (``scale=False``: no std, Dr.GRPO)."""
+    grouped = returns.view(-1, group)
+    centred = grouped - grouped.mean(-1, keepdim=True)
+    if scale:
+        centred = centred / (grouped.std(-1, keepdim=True) + eps)
+    return centred.view(-1)
+
+
+def aggregate(per_token: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
+    """Reduce a ``(N, T)`` per-token loss over the generated tokens.
+
+    - ``sequence_mean``: mean over episodes of each episode's token mean (GRPO's original; favours
+      short answers when advantages are negative, long ones when positive).
+    - ``token_mean``: sum over all tokens divided by their count (DAPO): every token weighs the same.
+    - ``token_sum``: sum divided by a constant, ``N * T`` (Dr.GRPO): no length normalisation at all.
+    """
+    if how == "sequence_mean":
+        return ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1)).mean()
+    if how == "token_mean":
+        return (per_token * mask).sum() / mask.sum().clamp(min=1)
+    if how == "token_sum":
+        return (per_token * mask).sum() / mask.numel()
+    raise ValueError(f"loss_aggregation must be sequence_mean, token_mean or token_sum, got {how!r}")
+
+
+class REINFORCE(LMAgent):
+    """REINFORCE with a baseline on a textgym env (see :class:`REINFORCEConfig` for every option).
+
+    ```python
+    from agents import REINFORCE
+    agent = REINFORCE("textgym/Pattern-v0", learning_rate=3e-3, batch_size=16).learn(total_episodes=800)
+    ```
+    """
+
+    config_class: ClassVar[type[AgentConfig]] = REINFORCEConfig
+    config: REINFORCEConfig
+
+    def build(self) -> None:
+        cfg = self.config
+        if cfg.baseline in ("rloo", "group"):
+            if cfg.num_generations < 2 or cfg.batch_size % cfg.num_generations:
+                raise ValueError(
+                    f"baseline={cfg.baseline!r} needs num_generations >= 2 dividing batch_size, got "
+                    f"num_generations={cfg.num_generations}, batch_size={cfg.batch_size}"
+                )
+        aggregate(torch.zeros(1, 1), torch.ones(1, 1), cfg.loss_aggregation)  # validates the name
+        self.running_baseline: float | None = None
+
+    def group_size(self) -> int:
+        return self.config.num_generations if self.config.baseline in ("rloo", "group") else 1
+
+    def advantages(self, returns: torch.Tensor) -> torch.Tensor:
+        """``(N,)`` advantages of the episode returns under the configured baseline."""
+        cfg = self.config
+        if cfg.baseline == "none":
+            return returns
+        if cfg.baseline == "batch_mean":
+            return returns - returns.mean()
+        if cfg.baseline == "rloo":
+            return rloo_advantages(returns, cfg.num_generations)
+        if cfg.baseline == "group":
+            return group_advantages(returns, cfg.num_generations, cfg.scale_rewards)
+        if cfg.baseline == "moving_average":
+            baseline = returns.mean().item() if self.running_baseline is None else self.running_baseline
+            advantages = returns - baseline
+            decay = cfg.moving_average_decay
+            self.running_baseline = decay * baseline + (1 - decay) * returns.mean().item()
+            return advantages
+        raise ValueError(f"unknown baseline {cfg.baseline!r}")
+
+    def update(self, episodes: Episodes, iteration: int) -> dict[str, float]:
+        cfg = self.config
+        beta = self.envs.kl_coef
+        mask = self.completion_mask(episodes)  # (N, T)
+        kl = (episodes.logprobs - episodes.ref_logprobs) * mask  # (N, T) k1 per token
+        returns = torch.as_tensor(episodes.scores, device=self.device) - beta * kl.sum(-1)  # (N,)
+        advantages = self.advantages(returns).detach()
+
+        logprobs, entropy, _ = self.forward_tokens(episodes)  # (N, T) with grad
+        loss = aggregate(
+            -advantages[:, None] * logprobs - cfg.entropy_coef * entropy, mask, cfg.loss_aggregation
+        )
+        loss.backward()
+        grad_norm = self.clip_and_step()
+        return {
+            "loss/policy": loss.item(),
+            "objective/entropy": float((entropy.detach() * mask).sum() / mask.sum().clamp(min=1)),
+            "objective/advantage_std": advantages.std().item() if len(advantages) > 1 else 0.0,
+            "policy/grad_norm": grad_norm,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "running_baseline": self.running_baseline}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        baseline = state["running_baseline"]
+        self.running_baseline = None if baseline is None or np.isnan(baseline) else float(baseline)

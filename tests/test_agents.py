@@ -1,0 +1,147 @@
+"""REINFORCE and PPO: estimators against hand computations, the SB3-like surface, checkpoints and resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import textgym  # noqa: F401
+from agents import PPO, REINFORCE, CheckpointError
+from agents.ppo import gae
+from agents.reinforce import aggregate, group_advantages, rloo_advantages
+
+TINY = {"batch_size": 4, "learning_rate": 1e-3, "device": "cpu"}
+
+
+def test_gae_matches_a_direct_computation():
+    rewards = torch.tensor([[0.1, -0.2, 1.0, 0.0], [0.5, 0.3, 0.0, 0.0]])
+    values = torch.tensor([[0.2, 0.4, 0.6, 9.0], [0.1, -0.3, 9.0, 9.0]])  # 9.0: past the end, must not leak
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
+    gamma, lam = 0.9, 0.8
+    advantages, returns = gae(rewards, values * mask, mask, gamma, lam)
+    for i, length in enumerate([3, 2]):
+        v = values[i, :length].tolist() + [0.0]  # the value after the last token is 0: terminated
+        deltas = [rewards[i, t].item() + gamma * v[t + 1] - v[t] for t in range(length)]
+        for t in range(length):
+            expected = sum((gamma * lam) ** k * deltas[t + k] for k in range(length - t))
+            assert advantages[i, t].item() == pytest.approx(expected, abs=1e-6)
+            assert returns[i, t].item() == pytest.approx(expected + v[t], abs=1e-6)
+        assert (advantages[i, length:] == 0).all() and (returns[i, length:] == 0).all()
+
+
+def test_rloo_and_grpo_advantages_match_their_formulas():
+    returns = torch.tensor([1.0, 3.0, 2.0, 0.0, 4.0, 5.0])  # two prompts, three samples each
+    rloo = rloo_advantages(returns, 3)
+    expected = [
+        1 - (3 + 2) / 2,
+        3 - (1 + 2) / 2,
+        2 - (1 + 3) / 2,
+        0 - (4 + 5) / 2,
+        4 - (0 + 5) / 2,
+        5 - (0 + 4) / 2,
+    ]
+    assert rloo.tolist() == pytest.approx(expected)
+    grpo = group_advantages(returns, 3, scale=True)
+    for g in range(2):
+        group = returns[3 * g : 3 * g + 3]
+        assert grpo[3 * g : 3 * g + 3].tolist() == pytest.approx(
+            ((group - group.mean()) / (group.std() + 1e-4)).tolist()
+        )
+    dr_grpo = group_advantages(returns, 3, scale=False)
+    assert dr_grpo[:3].tolist() == pytest.approx([-1.0, 1.0, 0.0])
+
+
+def test_loss_aggregations():
+    loss = torch.tensor([[1.0, 1.0, 0.0], [2.0, 0.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    assert aggregate(loss, mask, "sequence_mean").item() == pytest.approx((1.0 + 2.0) / 2)
+    assert aggregate(loss, mask, "token_mean").item() == pytest.approx(4.0 / 3)
+    assert aggregate(loss, mask, "token_sum").item() == pytest.approx(4.0 / 6)
+    with pytest.raises(ValueError, match="loss_aggregation"):
+        aggregate(loss, mask, "mean")
+
+
+def test_ppo_ratio_is_exactly_one_on_the_first_minibatch():
+    agent = PPO("textgym/Copy-v0", **TINY, ppo_epochs=2, num_minibatches=2)
+    episodes = agent.collect(0)
+    agent.model.train()
+    agent.update(episodes, 0)
+    assert agent.last_ratios[0] == 1.0
+    assert len(agent.last_ratios) == 4 and any(r != 1.0 for r in agent.last_ratios[1:])
+
+
+def test_reinforce_returns_use_the_exact_kl_shaping():
+    agent = REINFORCE("textgym/Copy-v0", **TINY, kl_coef=0.1, baseline="none")
+    episodes = agent.collect(0)
+    mask = agent.completion_mask(episodes)
+    kl = ((episodes.logprobs - episodes.ref_logprobs) * mask).sum(-1).numpy()
+    np.testing.assert_allclose(kl, episodes.kl, atol=1e-4)  # the env's figure equals the agent's
+    np.testing.assert_allclose(episodes.returns, episodes.scores - 0.1 * kl, atol=1e-4)
+
+
+def test_unknown_config_key_is_an_error():
+    with pytest.raises(TypeError, match=r"unknown REINFORCEConfig field\(s\) \['learnig_rate'\]"):
+        REINFORCE("textgym/Copy-v0", learnig_rate=1e-3)
+    with pytest.raises(ValueError, match="num_generations >= 2 dividing batch_size"):
+        REINFORCE("textgym/Copy-v0", batch_size=6, baseline="rloo", num_generations=4)
+
+
+def test_predict_and_generate():
+    agent = REINFORCE("textgym/Copy-v0", **TINY)
+    obs, _ = agent.envs.reset(seed=0)
+    actions, state = agent.predict({k: v.numpy() for k, v in obs.items()}, deterministic=True)
+    assert actions.shape == (4,) and state is None
+    assert ((0 <= actions) & (actions < agent.envs.single_action_space.n)).all()
+    one, _ = agent.predict({k: v[0].numpy() for k, v in obs.items()}, deterministic=True)
+    assert one == actions[0]
+    texts = agent.generate(["Copy: a b", "Copy: c d e"], deterministic=True)
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+
+
+@pytest.mark.parametrize("cls", [REINFORCE, PPO])
+def test_resume_continues_the_same_curve(cls, tmp_path):
+    config = {**TINY, "kl_coef": 0.05, "kl_target": 1.0, "kl_horizon": 100, "checkpoint_every": 2}
+    full = cls("textgym/Copy-v0", **config, checkpoint_dir=str(tmp_path / "a"), log_dir=str(tmp_path / "la"))
+    full.learn(4 * 4, progress_bar=False)
+    resumed = cls(
+        "textgym/Copy-v0", **config, checkpoint_dir=str(tmp_path / "b"), log_dir=str(tmp_path / "lb")
+    )
+    resumed.learn(4 * 4, progress_bar=False, resume=tmp_path / "a" / "iteration-2.pt")
+
+    def without_timing(row):
+        return {k: v for k, v in row.items() if k != "perf/tokens_per_second"}
+
+    assert [r["iteration"] for r in resumed.logger.rows] == [3.0, 4.0]
+    assert [without_timing(r) for r in resumed.logger.rows] == [
+        without_timing(r) for r in full.logger.rows[2:]
+    ]
+    for a, b in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert resumed.envs.kl_coef == full.envs.kl_coef != 0.05  # the adaptive coefficient moved, and resumed
+    assert (tmp_path / "la" / "progress.csv").read_text().count("\n") == 5  # header + 4 iterations
+    assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "la").iterdir())
+
+
+def test_save_load_round_trip(tmp_path):
+    agent = PPO("textgym/Copy-v0", **TINY)
+    agent.learn(4, progress_bar=False)
+    path = agent.save(tmp_path / "ppo.pt")
+    loaded = PPO.load(path)
+    assert loaded.iteration == 1 and loaded.config == agent.config
+    for a, b in zip([*agent.parameters()], [*loaded.parameters()], strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_corrupt_or_foreign_checkpoints_get_clear_errors(tmp_path):
+    agent = REINFORCE("textgym/Copy-v0", **TINY)
+    path = agent.save(tmp_path / "r.pt")
+    with pytest.raises(CheckpointError, match="holds a REINFORCE checkpoint, not a PPO one"):
+        PPO.load(path)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="corrupt or not a textgym checkpoint"):
+        REINFORCE.load(truncated)
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        REINFORCE.load(tmp_path / "missing.pt")
+    assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temporary files

@@ -67,7 +67,8 @@ class LMAgent:
         env: a textgym env id, a single :class:`TextEnv` (its id and arguments are reused), or a
             :class:`TextVectorEnv` made with ``autoreset_mode=DISABLED`` and ``num_envs=batch_size``.
         policy: a model name or path, or a ``ModelBundle`` sharing the env's tokenizer. Defaults to the
-            env's model (loaded once: the env keeps the frozen copy as its reference, the agent trains a copy).
+            env's model (loaded once: the env keeps the frozen copy as its reference, the agent trains
+            a copy).
         env_kwargs: extra ``gym.make_vec`` arguments when ``env`` is an id.
         config: fields of the algorithm's config dataclass; unknown names are an error.
     """

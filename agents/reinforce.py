@@ -78,12 +78,12 @@ class REINFORCE(LMAgent):
 
     def build(self) -> None:
         cfg = self.config
-        if cfg.baseline in ("rloo", "group"):
-            if cfg.num_generations < 2 or cfg.batch_size % cfg.num_generations:
-                raise ValueError(
-                    f"baseline={cfg.baseline!r} needs num_generations >= 2 dividing batch_size, got "
-                    f"num_generations={cfg.num_generations}, batch_size={cfg.batch_size}"
-                )
+        grouped = cfg.baseline in ("rloo", "group")
+        if grouped and (cfg.num_generations < 2 or cfg.batch_size % cfg.num_generations):
+            raise ValueError(
+                f"baseline={cfg.baseline!r} needs num_generations >= 2 dividing batch_size, got "
+                f"num_generations={cfg.num_generations}, batch_size={cfg.batch_size}"
+            )
         aggregate(torch.zeros(1, 1), torch.ones(1, 1), cfg.loss_aggregation)  # validates the name
         self.running_baseline: float | None = None
 

@@ -21,7 +21,7 @@ def test_gae_matches_a_direct_computation():
     gamma, lam = 0.9, 0.8
     advantages, returns = gae(rewards, values * mask, mask, gamma, lam)
     for i, length in enumerate([3, 2]):
-        v = values[i, :length].tolist() + [0.0]  # the value after the last token is 0: terminated
+        v = [*values[i, :length].tolist(), 0.0]  # the value after the last token is 0: terminated
         deltas = [rewards[i, t].item() + gamma * v[t + 1] - v[t] for t in range(length)]
         for t in range(length):
             expected = sum((gamma * lam) ** k * deltas[t + k] for k in range(length - t))
@@ -92,7 +92,7 @@ def test_predict_and_generate():
     obs, _ = agent.envs.reset(seed=0)
     actions, state = agent.predict({k: v.numpy() for k, v in obs.items()}, deterministic=True)
     assert actions.shape == (4,) and state is None
-    assert ((0 <= actions) & (actions < agent.envs.single_action_space.n)).all()
+    assert ((actions >= 0) & (actions < agent.envs.single_action_space.n)).all()
     one, _ = agent.predict({k: v[0].numpy() for k, v in obs.items()}, deterministic=True)
     assert one == actions[0]
     texts = agent.generate(["Copy: a b", "Copy: c d e"], deterministic=True)

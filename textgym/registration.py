@@ -14,6 +14,7 @@ ENVS: dict[str, tuple[str, str]] = {
     "textgym/Pattern-v0": ("textgym.envs.toy:PatternEnv", "textgym.envs.toy:PatternVectorEnv"),
     "textgym/Copy-v0": ("textgym.envs.toy:CopyEnv", "textgym.envs.toy:CopyVectorEnv"),
     "textgym/Reverse-v0": ("textgym.envs.toy:ReverseEnv", "textgym.envs.toy:ReverseVectorEnv"),
+    "textgym/Keywords-v0": ("textgym.envs.keywords:KeywordsEnv", "textgym.envs.keywords:KeywordsVectorEnv"),
 }
 
 

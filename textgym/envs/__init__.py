@@ -1,6 +1,7 @@
 """Gymnasium environments over text generation."""
 
 from textgym.envs.generation_batch import GenerationBatch
+from textgym.envs.keywords import KeywordsEnv, KeywordsVectorEnv
 from textgym.envs.text_env import TextEnv
 from textgym.envs.text_vector_env import TextVectorEnv
 from textgym.envs.toy import (
@@ -16,6 +17,8 @@ __all__ = [
     "CopyEnv",
     "CopyVectorEnv",
     "GenerationBatch",
+    "KeywordsEnv",
+    "KeywordsVectorEnv",
     "PatternEnv",
     "PatternVectorEnv",
     "ReverseEnv",

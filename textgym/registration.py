@@ -15,6 +15,10 @@ ENVS: dict[str, tuple[str, str]] = {
     "textgym/Copy-v0": ("textgym.envs.toy:CopyEnv", "textgym.envs.toy:CopyVectorEnv"),
     "textgym/Reverse-v0": ("textgym.envs.toy:ReverseEnv", "textgym.envs.toy:ReverseVectorEnv"),
     "textgym/Keywords-v0": ("textgym.envs.keywords:KeywordsEnv", "textgym.envs.keywords:KeywordsVectorEnv"),
+    "textgym/Sentiment-v0": (
+        "textgym.envs.sentiment:SentimentEnv",
+        "textgym.envs.sentiment:SentimentVectorEnv",
+    ),
 }
 
 

@@ -2,6 +2,7 @@
 
 from textgym.envs.generation_batch import GenerationBatch
 from textgym.envs.keywords import KeywordsEnv, KeywordsVectorEnv
+from textgym.envs.sentiment import SentimentEnv, SentimentVectorEnv
 from textgym.envs.text_env import TextEnv
 from textgym.envs.text_vector_env import TextVectorEnv
 from textgym.envs.toy import (
@@ -23,6 +24,8 @@ __all__ = [
     "PatternVectorEnv",
     "ReverseEnv",
     "ReverseVectorEnv",
+    "SentimentEnv",
+    "SentimentVectorEnv",
     "TextEnv",
     "TextVectorEnv",
 ]

@@ -1,7 +1,8 @@
 """Text tasks: prompt sources and their rewards."""
 
 from textgym.tasks.keywords import KeywordsTask
+from textgym.tasks.sentiment import SentimentTask
 from textgym.tasks.task import Example, Task
 from textgym.tasks.toy import CopyTask, PatternTask, ReverseTask
 
-__all__ = ["CopyTask", "Example", "KeywordsTask", "PatternTask", "ReverseTask", "Task"]
+__all__ = ["CopyTask", "Example", "KeywordsTask", "PatternTask", "ReverseTask", "SentimentTask", "Task"]

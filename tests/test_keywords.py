@@ -13,14 +13,8 @@ from gymnasium.utils.seeding import np_random
 from pytest import approx
 
 from textgym.envs.keywords import KeywordsEnv, KeywordsVectorEnv
-from textgym.tasks.keywords import (
-    STOPWORDS,
-    KeywordsTask,
-    first_sentence,
-    keyword_coverage,
-    load_concept_sets,
-    matches_concept,
-)
+from textgym.rewards.keywords import STOPWORDS, first_sentence, keyword_coverage, matches_concept
+from textgym.tasks.keywords import KeywordsTask, load_concept_sets
 
 # Fluent sentences, written by hand, that use every concept of a shipped set exactly once.
 ORACLES = {

@@ -9,14 +9,8 @@ from gymnasium.vector import AutoresetMode
 
 from textgym.envs.sentiment import SentimentEnv, SentimentVectorEnv
 from textgym.models import load_model
-from textgym.tasks.sentiment import (
-    INSTRUCTION,
-    SentimentTask,
-    load_openings,
-    negative_sentiment,
-    split_of,
-    vader_sentiment,
-)
+from textgym.rewards.sentiment import negative_sentiment, vader_sentiment
+from textgym.tasks.sentiment import INSTRUCTION, SentimentTask, load_openings, split_of
 
 POSITIVE = " turned out to be wonderful. A brilliant, funny and beautiful film that I loved."
 NEGATIVE = " were a complete waste of time. A dull, ugly and painfully boring mess that I hated."

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from textgym.rewards import sequence_match
 from textgym.tasks import CopyTask, PatternTask, ReverseTask
-from textgym.tasks.toy import sequence_match
 
 
 @pytest.mark.parametrize("task", [PatternTask(), CopyTask(), ReverseTask()], ids=lambda t: t.name)

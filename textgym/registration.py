@@ -14,6 +14,10 @@ ENVS: dict[str, tuple[str, str]] = {
     "textgym/Pattern-v0": ("textgym.envs.toy:PatternEnv", "textgym.envs.toy:PatternVectorEnv"),
     "textgym/Copy-v0": ("textgym.envs.toy:CopyEnv", "textgym.envs.toy:CopyVectorEnv"),
     "textgym/Reverse-v0": ("textgym.envs.toy:ReverseEnv", "textgym.envs.toy:ReverseVectorEnv"),
+    "textgym/Arithmetic-v0": (
+        "textgym.envs.arithmetic:ArithmeticEnv",
+        "textgym.envs.arithmetic:ArithmeticVectorEnv",
+    ),
     "textgym/Keywords-v0": ("textgym.envs.keywords:KeywordsEnv", "textgym.envs.keywords:KeywordsVectorEnv"),
     "textgym/Sentiment-v0": (
         "textgym.envs.sentiment:SentimentEnv",

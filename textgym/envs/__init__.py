@@ -1,5 +1,6 @@
 """Gymnasium environments over text generation."""
 
+from textgym.envs.arithmetic import ArithmeticEnv, ArithmeticVectorEnv
 from textgym.envs.generation_batch import GenerationBatch
 from textgym.envs.keywords import KeywordsEnv, KeywordsVectorEnv
 from textgym.envs.sentiment import SentimentEnv, SentimentVectorEnv
@@ -15,6 +16,8 @@ from textgym.envs.toy import (
 )
 
 __all__ = [
+    "ArithmeticEnv",
+    "ArithmeticVectorEnv",
     "CopyEnv",
     "CopyVectorEnv",
     "GenerationBatch",

@@ -40,7 +40,7 @@ class KeywordsEnv(TextEnv):
 
     ## Rewards
 
-    Paid on the final step (:func:`textgym.tasks.keywords.keyword_coverage`). Only the completion's
+    Paid on the final step (:func:`textgym.rewards.keyword_coverage`). Only the completion's
     first sentence counts: the text up to the first ``.``, ``!`` or ``?`` followed by whitespace or the
     end, or up to the first line break. With ``n`` concepts, ``k`` of them used there and ``r`` extra
     occurrences of content words (each occurrence after a word's first; forms of one concept are one

@@ -44,7 +44,7 @@ class SentimentEnv(TextEnv):
 
     ## Rewards
 
-    Paid on the final step (:func:`textgym.tasks.sentiment.vader_sentiment`): the VADER compound score
+    Paid on the final step (:func:`textgym.rewards.vader_sentiment`): the VADER compound score
     (``vaderSentiment``, a lexicon-and-rules scorer that needs no download) of the continuation alone,
     never of the prompt, in ``[-1, 1]``. With ``target="negative"`` the score is negated, so higher is
     always better. An empty continuation scores 0.0. The optimum is 1.0, approached but not reached in

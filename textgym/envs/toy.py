@@ -21,7 +21,7 @@ _COMMON = """
     ## Rewards
 
     ``score = matches / max(len(target), len(completion))`` over whitespace-separated words
-    (:func:`textgym.tasks.toy.sequence_match`), paid on the final step; only the exact target scores the
+    (:func:`textgym.rewards.sequence_match`), paid on the final step; only the exact target scores the
     optimum, 1.0. KL shaping is off by default (``kl_coef=0``): the default model is randomly initialised,
     so its reference is no prior worth keeping. Pass ``kl_coef`` to turn it on.
 

@@ -11,25 +11,14 @@ from __future__ import annotations
 import functools
 import zlib
 from importlib import resources
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from textgym.rewards.sentiment import POLARITIES, Polarity, vader_sentiment
 from textgym.tasks.task import Example, Task
 
-__all__ = [
-    "INSTRUCTION",
-    "POLARITIES",
-    "SentimentTask",
-    "load_openings",
-    "negative_sentiment",
-    "split_of",
-    "vader_sentiment",
-]
-
-Polarity = Literal["positive", "negative"]
-POLARITIES: tuple[str, ...] = ("positive", "negative")
+__all__ = ["INSTRUCTION", "SentimentTask", "load_openings", "split_of"]
 
 # The opening quote is left open: SmolLM2-135M-Instruct then tends to write on from the opening's last
 # word. Of the formats tried (a bare "Continue this movie review:" with the opening on its own line,
@@ -38,50 +27,6 @@ POLARITIES: tuple[str, ...] = ("positive", "negative")
 INSTRUCTION = 'Continue this movie review: "'
 
 TEST_FRACTION = 0.2  # share of openings held out, chosen by a content hash (75 of the 361 shipped)
-
-
-@functools.cache
-def _analyzer() -> SentimentIntensityAnalyzer:
-    # Building one loads the ~7,500-entry lexicon from disk: do it once, on first use.
-    return SentimentIntensityAnalyzer()
-
-
-def _compound(text: str) -> float:
-    return float(_analyzer().polarity_scores(text)["compound"]) if text.strip() else 0.0
-
-
-def vader_sentiment(
-    prompts: list[str], completions: list[str], polarity: list[str] | None = None, **kwargs: Any
-) -> list[float]:
-    """VADER compound score of each completion, in ``[-1, 1]``; positive text scores high.
-
-    Only the completion is scored, never the prompt. An empty (or all-whitespace) completion scores 0.0.
-
-    Args:
-        prompts: The prompts (unused; part of the TRL signature).
-        completions: The generated continuations.
-        polarity: Optional per-item target, ``"positive"`` or ``"negative"`` (the column
-            :class:`SentimentTask` provides). Items whose target is ``"negative"`` score the negated
-            compound, so that for every item higher is better.
-        **kwargs: Other dataset columns, ignored.
-
-    Returns:
-        One score per completion.
-    """
-    scores = [_compound(completion) for completion in completions]
-    if polarity is None:
-        return scores
-    if len(polarity) != len(completions):
-        raise ValueError(f"got {len(completions)} completions but {len(polarity)} polarity values")
-    for target in polarity:
-        if target not in POLARITIES:
-            raise ValueError(f"polarity must be one of {POLARITIES}, got {target!r}")
-    return [-s if target == "negative" else s for s, target in zip(scores, polarity, strict=True)]
-
-
-def negative_sentiment(prompts: list[str], completions: list[str], **kwargs: Any) -> list[float]:
-    """Negated VADER compound score of each completion: negative text scores high (empty scores 0.0)."""
-    return [-_compound(completion) for completion in completions]
 
 
 @functools.cache

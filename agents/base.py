@@ -49,6 +49,9 @@ class AgentConfig:
     device: str = "auto"  # "auto": CUDA when available, else CPU
     bf16: bool = True  # bf16 autocast where the device supports it (CUDA); the CPU always runs fp32
     gradient_checkpointing: bool = False  # trade compute for memory on long sequences
+    lora_r: int = 0  # LoRA rank; 0 trains every weight, > 0 trains adapters only (needs peft)
+    lora_alpha: int = 16  # LoRA scaling numerator (the update is scaled by lora_alpha / lora_r)
+    lora_target_modules: str = "all-linear"  # which layers get adapters, in peft's syntax
     checkpoint_every: int = 0  # iterations between checkpoints; 0: only at the end of learn()
     checkpoint_dir: str | None = None  # where checkpoints go; None: no checkpoints
     log_dir: str | None = None  # TensorBoard events and progress.csv; None: metrics stay in memory
@@ -103,10 +106,20 @@ class LMAgent:
                 f"policy {bundle.name!r} has {bundle.vocab_size} logits but the env's actions are "
                 f"Discrete({batch.vocab_size}): they must share a tokenizer"
             )
-        self.bundle = bundle.trainable_copy()
+        if self.config.lora_r > 0:
+            # One copy of the weights: the adapter goes into the shared frozen model, switched on only
+            # inside this agent's own forward passes, so the env's reference (the same module) and every
+            # other holder of the model see the base weights.
+            self.bundle = bundle
+            self.policy: torch.nn.Module = AdapterView(bundle.model, self._lora_config())
+        else:
+            self.bundle = bundle.trainable_copy()
+            self.policy = self.bundle.model
         self.model = self.bundle.model
         if self.config.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
+            if self.config.lora_r > 0:
+                self.model.enable_input_require_grads()  # frozen embeddings would cut the gradient
         self.iteration = 0
         self.logger = MetricLogger(None)
         self.build()
@@ -150,11 +163,30 @@ class LMAgent:
         )
         return envs.unwrapped
 
+    def _lora_config(self):
+        try:
+            from peft import LoraConfig
+        except ImportError as exc:
+            raise ImportError(
+                "lora_r > 0 needs peft: pip install 'textgym[lora]' (or pip install peft)"
+            ) from exc
+        cfg = self.config
+        return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=cfg.lora_target_modules)
+
     def build(self) -> None:
         """Create algorithm-specific modules (e.g. a value head) before the optimizer is made."""
 
     def parameters(self) -> list[torch.nn.Parameter]:
+        """The trained parameters: every weight, or only the LoRA adapter's."""
+        if isinstance(self.policy, AdapterView):
+            return self.policy.adapter_parameters()
         return list(self.model.parameters())
+
+    def train_mode(self) -> None:
+        # A LoRA agent shares its module with the env's reference: leave it in eval mode (its adapter
+        # has no dropout, so the two modes compute the same).
+        if not isinstance(self.policy, AdapterView):
+            self.model.train()
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.config.bf16 and self.device.type == "cuda" and torch.cuda.is_bf16_supported():
@@ -178,7 +210,7 @@ class LMAgent:
         with self.autocast():
             return sample_episodes(
                 self.envs,
-                self.model,
+                self.policy,
                 seed=self.episode_seeds(iteration),
                 temperature=self.config.temperature,
                 generator=generator,
@@ -207,7 +239,7 @@ class LMAgent:
         ids = torch.cat([prompt_ids[:, P - width :], tokens], dim=1)  # (R, width + T)
         attention = torch.cat([prompt_mask[:, P - width :], mask], dim=1)
         with self.autocast():
-            out = self.model(
+            out = self.policy(
                 input_ids=ids,
                 attention_mask=attention,
                 position_ids=position_ids_from_mask(attention),
@@ -252,7 +284,7 @@ class LMAgent:
             while self.iteration < iterations:
                 start = time.perf_counter()
                 episodes = self.collect(self.iteration)
-                self.model.train()
+                self.train_mode()
                 metrics = self.update(episodes, self.iteration)
                 metrics.update(self.episode_metrics(episodes))
                 metrics["perf/tokens_per_second"] = float(episodes.lengths.sum()) / (
@@ -321,7 +353,7 @@ class LMAgent:
         # Each row's last real token is where the next one is predicted from.
         last = mask.shape[1] - 1 - mask.flip(-1).argmax(-1)
         with self.autocast():
-            logits = self.model(
+            logits = self.policy(
                 input_ids=ids, attention_mask=mask, position_ids=position_ids_from_mask(mask)
             ).logits
         logits = logits[torch.arange(len(ids)), last, : self.envs.batch.vocab_size].float()
@@ -344,7 +376,8 @@ class LMAgent:
         mask = torch.zeros_like(ids)
         for i, row in enumerate(encoded):
             ids[i, width - len(row) :], mask[i, width - len(row) :] = torch.tensor(row), 1
-        with self.autocast():
+        adapter = self.policy.enabled() if isinstance(self.policy, AdapterView) else contextlib.nullcontext()
+        with self.autocast(), adapter:
             out = self.model.generate(
                 input_ids=ids.to(self.device),
                 attention_mask=mask.to(self.device),
@@ -368,14 +401,21 @@ class LMAgent:
             "env_id": getattr(self, "env_id", None),
             "env_kwargs": {k: v for k, v in getattr(self, "env_kwargs", {}).items() if _plain(v)},
             "iteration": self.iteration,
-            "model": self.model.state_dict(),
+            "model": (
+                self.policy.adapter_state_dict()
+                if isinstance(self.policy, AdapterView)
+                else self.model.state_dict()
+            ),
             "optimizer": self.optimizer.state_dict(),
             "kl_controller": self.envs.batch.kl.state_dict(),
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
         try:
-            self.model.load_state_dict(state["model"])
+            if isinstance(self.policy, AdapterView):
+                self.policy.load_adapter_state_dict(state["model"])
+            else:
+                self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.envs.batch.kl.load_state_dict(state["kl_controller"])
             self.load_extra_state(state)
@@ -405,6 +445,67 @@ class LMAgent:
         agent = cls(env if env is not None else state["env_id"], env_kwargs=state["env_kwargs"], **config)
         agent._restore(state)
         return agent
+
+
+class AdapterView(torch.nn.Module):
+    """A causal LM with a LoRA adapter that is active only inside this view's calls.
+
+    The adapter is added to ``model`` in place under a name of its own (several agents can share one
+    model) and the model's adapters are switched off after every call, so holders of the plain module
+    (the env's reference) compute with the base weights.
+    """
+
+    _count = 0
+
+    def __init__(self, model: torch.nn.Module, lora_config: Any) -> None:
+        super().__init__()
+        AdapterView._count += 1
+        self.name = f"textgym-{AdapterView._count}"
+        self.lm = model
+        model.add_adapter(lora_config, adapter_name=self.name)
+        self._switch_off()
+
+    def _switch_off(self) -> None:
+        self.lm.disable_adapters()
+        # peft also freezes a disabled adapter; ours must stay trainable (its gradients come from
+        # forward passes inside enabled(), and the optimizer holds its parameters).
+        for p in self.adapter_parameters():
+            p.requires_grad_(True)
+
+    @contextlib.contextmanager
+    def enabled(self):
+        self.lm.enable_adapters()
+        self.lm.set_adapter(self.name)
+        try:
+            yield
+        finally:
+            self._switch_off()
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        with self.enabled():
+            return self.lm(*args, **kwargs)
+
+    def adapter_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for n, p in self.lm.named_parameters() if f".{self.name}." in n]
+
+    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
+        """The adapter's weights, named without this view's adapter name so that they reload anywhere."""
+        return {
+            n.replace(f".{self.name}.", ".{adapter}."): p.detach().clone()
+            for n, p in self.lm.named_parameters()
+            if f".{self.name}." in n
+        }
+
+    def load_adapter_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        params = dict(self.lm.named_parameters())
+        expected = {n.replace(f".{self.name}.", ".{adapter}.") for n in params if f".{self.name}." in n}
+        if set(state) != expected:
+            raise ValueError(
+                f"adapter weights do not match: expected {len(expected)} tensors, got {len(state)}"
+            )
+        with torch.no_grad():
+            for key, value in state.items():
+                params[key.replace(".{adapter}.", f".{self.name}.")].copy_(value)
 
 
 def _plain(value: Any) -> bool:

@@ -87,7 +87,7 @@ class PPO(LMAgent):
         self.last_ratios: list[float] = []
 
     def parameters(self) -> list[torch.nn.Parameter]:
-        return [*self.model.parameters(), *self.value_head.parameters()]
+        return [*super().parameters(), *self.value_head.parameters()]
 
     def evaluate_tokens(self, episodes: Episodes, rows: torch.Tensor | slice = slice(None)):
         """``(logprobs, values, entropy)`` at the generated positions of ``rows``, each ``(R, T)``."""

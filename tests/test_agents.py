@@ -145,3 +145,52 @@ def test_corrupt_or_foreign_checkpoints_get_clear_errors(tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint at"):
         REINFORCE.load(tmp_path / "missing.pt")
     assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temporary files
+
+
+def test_lora_trains_only_the_adapter_and_the_reference_stays_the_base_model(tmp_path):
+    import copy
+
+    from conftest import independent_ref_logprobs
+
+    from textgym.models import tiny_model
+    from textgym.tasks import CopyTask
+
+    bundle = tiny_model(CopyTask().corpus(), seed=11)  # a model of its own: the adapter goes into it
+    base = copy.deepcopy(bundle.model)
+    agent = REINFORCE(
+        "textgym/Copy-v0",
+        env_kwargs={"model": bundle, "kl_coef": 0.1},
+        **{**TINY, "learning_rate": 1e-2},
+        lora_r=4,
+        baseline="batch_mean",
+    )
+    assert agent.model is agent.envs.batch.ref.model  # one copy of the weights
+    trained = {id(p) for p in agent.parameters()}
+    assert trained and all(p.requires_grad for p in agent.parameters())
+    assert sum(p.numel() for p in agent.parameters()) < sum(p.numel() for p in base.parameters()) / 4
+    agent.learn(4 * 5, progress_bar=False)
+
+    before = dict(base.named_parameters())
+    after = {
+        n.replace(".base_layer", ""): p for n, p in bundle.model.named_parameters() if id(p) not in trained
+    }
+    assert set(after) == set(before)
+    for name, p in after.items():
+        torch.testing.assert_close(p, before[name], rtol=0, atol=0)  # the base weights never move
+    episodes = agent.collect(99)
+    assert np.abs(episodes.kl).max() > 1e-3  # the adapter changed the policy
+    for i in range(2):  # the env's reference is the base model, adapter off
+        prompt = episodes.prompt_ids[i][episodes.prompt_mask[i] == 1].tolist()
+        completion = episodes.tokens[i, : episodes.lengths[i]].tolist()
+        expected = independent_ref_logprobs(base, prompt, completion)
+        torch.testing.assert_close(
+            episodes.ref_logprobs[i, : episodes.lengths[i]], expected, atol=1e-4, rtol=0
+        )
+
+    path = agent.save(tmp_path / "lora.pt")
+    state = torch.load(path, weights_only=True)
+    assert all("{adapter}" in key for key in state["model"])  # only the adapter is saved
+    other = REINFORCE("textgym/Copy-v0", env_kwargs={"model": bundle, "kl_coef": 0.1}, **TINY, lora_r=4)
+    other._restore(state)
+    for a, b in zip(agent.parameters(), other.parameters(), strict=True):
+        torch.testing.assert_close(a, b)

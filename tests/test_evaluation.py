@@ -81,5 +81,5 @@ def test_bad_arguments(copy_bundle):
         textgym.evaluate("reference", "textgym/Copy-v0", episodes=4, model=copy_bundle, kl_coef=0.0)
     with pytest.raises(ValueError, match="'greedy'"):
         textgym.evaluate("greedy", "textgym/Copy-v0", episodes=4, model=copy_bundle)
-    with pytest.raises(TypeError, match="PreTrainedModel or have predict"):
+    with pytest.raises(TypeError, match=r"causal LM \(torch.nn.Module\) or have predict"):
         textgym.evaluate(object(), "textgym/Copy-v0", episodes=4, model=copy_bundle)

@@ -10,11 +10,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
-from transformers import PreTrainedModel
 
 from textgym.rollout import Episodes, PredictPolicy, sample_episodes
 
-Policy = PreTrainedModel | PredictPolicy | Literal["reference"]
+Policy = torch.nn.Module | PredictPolicy | Literal["reference"]
 
 
 @dataclass

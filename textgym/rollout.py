@@ -102,7 +102,7 @@ class _PredictSampler:
 @torch.no_grad()
 def sample_episodes(
     envs: TextVectorEnv,
-    policy: PreTrainedModel | PredictPolicy,
+    policy: torch.nn.Module | PredictPolicy,
     *,
     seed: int | list[int] | None = None,
     temperature: float = 1.0,
@@ -132,7 +132,7 @@ def sample_episodes(
     obs, infos = envs.reset(seed=seed)
     P = batch.prompt_budget
     prompt_ids, prompt_mask = obs["input_ids"][:, :P].clone(), obs["attention_mask"][:, :P].clone()
-    if isinstance(policy, PreTrainedModel):
+    if isinstance(policy, torch.nn.Module):  # a causal LM, or a module that calls one (a LoRA view)
         if generator is None:
             generator = torch.Generator(device=device)
             generator.manual_seed(seed if isinstance(seed, int) else int(torch.seed()))
@@ -141,7 +141,7 @@ def sample_episodes(
         sampler = _PredictSampler(policy, deterministic)
     else:
         raise TypeError(
-            f"policy must be a transformers PreTrainedModel or have predict(obs, deterministic=...), "
+            f"policy must be a causal LM (torch.nn.Module) or have predict(obs, deterministic=...), "
             f"got {type(policy).__name__}"
         )
 

@@ -16,7 +16,7 @@ def load(name: str) -> dict:
 
 
 def test_every_example_is_covered():
-    tested = {"custom_agent.py", "evaluate_default_model.py"}
+    tested = {"custom_agent.py", "evaluate_default_model.py", "train_agent.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -41,3 +41,12 @@ def test_main_job_on_the_default_model(monkeypatch, capsys):
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert int(cells[1]) == 8 and 0.0 <= float(cells[2].split()[0]) <= 1.0
     assert float(cells[-1]) > 1.0  # the reference's perplexity of real samples
+
+
+def test_train_agent_improves_the_held_out_score(tmp_path):
+    results = load("train_agent.py")["main"](
+        ["--algo", "ppo", "--env", "textgym/Pattern-v0", "--episodes", "1600", "--eval-episodes", "32",
+         "--lr", "3e-4", "--out", str(tmp_path), "--no-progress"]
+    )  # fmt: skip
+    assert results["after"].score > results["before"].score + 0.2
+    assert (tmp_path / "logs" / "progress.csv").exists() and (tmp_path / "checkpoints" / "last.pt").exists()

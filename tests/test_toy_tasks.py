@@ -45,3 +45,20 @@ def test_splits_are_fixed_and_disjoint(task):
     assert draw("test", 0) == test  # the same seed draws the same examples
     with pytest.raises(ValueError, match="split='valid'"):
         task.sample(np.random.default_rng(0), "valid")
+
+
+def test_tokens_that_decode_to_nothing_do_not_pass_for_a_clean_stop(copy_bundle):
+    """Padding the answer with BOS/PAD (which skip_special_tokens would hide) must not score the optimum."""
+    from textgym.envs import CopyEnv
+
+    env = CopyEnv(model=copy_bundle)
+    env.reset(seed=0)
+    target = env.batch.examples[0]["target"]
+    answer = copy_bundle.tokenizer(target, add_special_tokens=False)["input_ids"]
+    bos, pad = copy_bundle.tokenizer.bos_token_id, copy_bundle.tokenizer.pad_token_id
+    actions = (answer + [bos, pad] * 4)[: env.batch.generation_budget]
+    for action in actions:
+        _, _, terminated, _, info = env.step(action)
+    assert terminated and info["stopped"] is False
+    assert info["completion"].startswith(target) and "<s>" in info["completion"]
+    assert info["score"] < 1.0

@@ -334,8 +334,17 @@ class GenerationBatch:
         return final, ended
 
     def _decode(self, row: int, length: int) -> str:
+        """The completion's text as the reward sees it: every generated token but a final EOS.
+
+        Special tokens are kept, not skipped: a policy that pads its answer with tokens that decode to
+        nothing (BOS, PAD, chat markers) must not look like one that stopped cleanly. RL agents find
+        that exploit quickly when the reward reads skip_special_tokens=True text.
+        """
         P = self.prompt_budget
-        return self.tokenizer.decode(self.input_ids[row, P : P + length].tolist(), skip_special_tokens=True)
+        ids = self.input_ids[row, P : P + length].tolist()
+        if ids and ids[-1] in self.policy.eos_token_ids:
+            ids = ids[:-1]
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
 
     def _teacher_forced_ref(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(R, T)`` reference log-probs of the generated tokens of finished rows, one forward pass."""

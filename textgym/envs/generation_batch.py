@@ -33,7 +33,6 @@ class StepOutcome:
 
     reward: torch.Tensor  # (B,) float32; 0 for rows that did not step
     terminated: torch.Tensor  # (B,) bool
-    stepped: torch.Tensor  # (B,) bool, rows that consumed an action
     ended_rows: list[int]  # indices of the rows that terminated, on the host
     info: dict[str, torch.Tensor] = field(default_factory=dict)  # (B,) per-step values, valid where stepped
     final: dict[str, Any] = field(default_factory=dict)  # per-episode values, valid where terminated
@@ -124,7 +123,6 @@ class GenerationBatch:
         self.length = P + T
         self.input_ids = torch.full((B, P + T), self.pad_token_id, dtype=torch.long, device=self.device)
         self.attention_mask = torch.zeros((B, P + T), dtype=torch.long, device=self.device)
-        self.prompt_len = torch.zeros(B, dtype=torch.long, device=self.device)
         self.gen_len = torch.zeros(B, dtype=torch.long, device=self.device)
         self.running = torch.zeros(B, dtype=torch.bool, device=self.device)  # episode started and not ended
         self.ref_logprobs = torch.zeros((B, T), dtype=torch.float32, device=self.device)
@@ -200,7 +198,6 @@ class GenerationBatch:
         self.input_ids[index, :P] = prompt_ids
         self.attention_mask[index] = 0
         self.attention_mask[index, :P] = prompt_mask
-        self.prompt_len[index] = prompt_mask.sum(-1)
         self.gen_len[index] = 0
         self.num_running += len(rows) - int(self.running[index].sum())
         self.running[index] = True
@@ -211,7 +208,7 @@ class GenerationBatch:
             self.examples[row] = ex
 
         if self.ref_lm is not None:
-            width = int(self.prompt_len[index].max())
+            width = int(prompt_mask.sum(-1).max())
             whole = len(rows) == self.num_envs
             if not whole and self.ref_lm.cache is None:
                 raise RuntimeError("reset every env once before resetting a subset of them")
@@ -299,7 +296,7 @@ class GenerationBatch:
             reward += final["score"]
             if self.ref is not None:
                 self._finish_kl(ended_rows, final, reward, beta)
-        return StepOutcome(reward, ended, stepping, ended_rows, info, final)
+        return StepOutcome(reward, ended, ended_rows, info, final)
 
     def _score_endings(
         self, stepping: torch.Tensor, stopped: torch.Tensor, ended: torch.Tensor, t: torch.Tensor

@@ -99,9 +99,17 @@ class PPO(LMAgent):
         beta = self.envs.kl_coef
         mask = self.completion_mask(episodes)  # (N, T)
         N = mask.shape[0]
+        # The old log-probs are recomputed (not the sampler's) so that the first minibatch's ratio is
+        # exactly 1. With one minibatch, the first epoch's pass over the whole batch is that
+        # recomputation: its outputs, detached, are the old log-probs and values, and it saves a forward
+        # pass per iteration (TRL does the same for num_iterations=1). With several minibatches the whole
+        # batch is evaluated first, since whitening needs every advantage before the first step.
+        first_pass = self.evaluate_tokens(episodes) if cfg.num_minibatches == 1 else None
         with torch.no_grad():
-            # Recomputed (not the sampler's) so that the first minibatch's ratio is exactly 1.
-            old_logprobs, old_values, _ = self.evaluate_tokens(episodes)
+            if first_pass is None:
+                old_logprobs, old_values, _ = self.evaluate_tokens(episodes)
+            else:
+                old_logprobs, old_values = first_pass[0].detach(), first_pass[1].detach()
             rewards = -beta * (old_logprobs - episodes.ref_logprobs) * mask  # (N, T) KL shaping per token
             last = (torch.as_tensor(episodes.lengths, device=self.device) - 1).clamp(min=0)
             rewards[torch.arange(N), last] += torch.as_tensor(episodes.scores, device=self.device)
@@ -119,7 +127,11 @@ class PPO(LMAgent):
             order = torch.randperm(N, generator=generator).to(self.device)
             for rows in order.chunk(cfg.num_minibatches):
                 m = mask[rows]
-                logprobs, values, entropy = self.evaluate_tokens(episodes, rows)
+                if first_pass is not None:
+                    logprobs, values, entropy = (x[rows] for x in first_pass)
+                    first_pass = None
+                else:
+                    logprobs, values, entropy = self.evaluate_tokens(episodes, rows)
                 log_ratio = (logprobs - old_logprobs[rows]) * m
                 ratio = torch.exp(log_ratio)
                 adv = advantages[rows]

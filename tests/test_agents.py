@@ -62,13 +62,29 @@ def test_loss_aggregations():
         aggregate(loss, mask, "mean")
 
 
-def test_ppo_ratio_is_exactly_one_on_the_first_minibatch():
-    agent = PPO("textgym/Copy-v0", **TINY, ppo_epochs=2, num_minibatches=2)
+@pytest.mark.parametrize("num_minibatches", [1, 2])  # 1: the old log-probs come from the first pass itself
+def test_ppo_ratio_is_exactly_one_on_the_first_minibatch(num_minibatches):
+    agent = PPO("textgym/Copy-v0", **TINY, ppo_epochs=2, num_minibatches=num_minibatches)
     episodes = agent.collect(0)
     agent.model.train()
     agent.update(episodes, 0)
     assert agent.last_ratios[0] == 1.0
-    assert len(agent.last_ratios) == 4 and any(r != 1.0 for r in agent.last_ratios[1:])
+    assert len(agent.last_ratios) == 2 * num_minibatches
+    assert all(r != 1.0 for r in agent.last_ratios[num_minibatches:])  # the policy moved after epoch 1
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_teacher_forced_logprobs_equal_the_samplers(temperature):
+    # The update's pass over prompt + completion must score exactly the tokens the KV-cached sampler drew,
+    # at the same positions and temperature, for prompts of different lengths (left padding).
+    agent = PPO("textgym/Copy-v0", **{**TINY, "batch_size": 8}, temperature=temperature)
+    episodes = agent.collect(0)
+    assert len(set(episodes.prompt_mask.sum(-1).tolist())) > 1  # prompts of several lengths
+    with torch.no_grad():
+        logprobs, entropy, states = agent.forward_tokens(episodes, hidden=True)
+    mask = agent.completion_mask(episodes)
+    torch.testing.assert_close(logprobs * mask, episodes.logprobs, atol=1e-4, rtol=0)
+    assert entropy.shape == states.shape[:2] == mask.shape and (entropy >= 0).all()
 
 
 def test_reinforce_returns_use_the_exact_kl_shaping():

@@ -13,23 +13,9 @@ from __future__ import annotations
 import argparse
 
 import textgym
-from textgym.evaluation import Evaluation
+from textgym.evaluation import markdown_table
 
 COLUMNS = ("score", "kl", "length", "eos_rate", "distinct_2", "perplexity")
-
-
-def table(results: list[Evaluation]) -> str:
-    """A Markdown table of the figures, one row per task."""
-    lines = [
-        "| task | episodes | score (± s.e.) | KL | length | EOS rate | distinct-2 | perplexity |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in results:
-        lines.append(
-            f"| `{r.env_id}` | {r.episodes} | {r.score:.3f} ± {r.score_stderr:.3f} | {r.kl:.3f} | "
-            f"{r.length:.1f} | {r.eos_rate:.2f} | {r.distinct_2:.3f} | {r.perplexity:.2f} |"
-        )
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -51,7 +37,7 @@ def main() -> None:
         results.append(result)
         print(f"{env_id}: score {result.score:.3f}, e.g. {result.prompts[0]!r} -> {result.completions[0]!r}")
     print(f"\nZero-shot {args.model}, held-out prompts, temperature 1 (KL: nats per episode, summed k1)\n")
-    print(table(results))
+    print(markdown_table({f"`{r.env_id}`": r for r in results}, label="task"))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import textgym
 from agents import PPO, REINFORCE
-from textgym.evaluation import Evaluation
+from textgym.evaluation import Evaluation, markdown_table
 
 ALGORITHMS = {"reinforce": REINFORCE, "ppo": PPO}
 
@@ -69,13 +69,7 @@ def main(argv: list[str] | None = None) -> dict[str, Evaluation]:
     agent.learn(args.episodes, progress_bar=not args.no_progress, resume=args.resume)
     after = evaluate(agent, args.env, args.eval_episodes, args.seed)
     print(f"\n{args.algo} on {args.env}, {args.episodes} training episodes; held-out figures:\n")
-    print("| policy | score (± s.e.) | KL | length | EOS rate | distinct-2 | perplexity |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for name, r in (("before", before), ("after", after)):
-        print(
-            f"| {name} | {r.score:.3f} ± {r.score_stderr:.3f} | {r.kl:.3f} | {r.length:.1f} | "
-            f"{r.eos_rate:.2f} | {r.distinct_2:.3f} | {r.perplexity:.2f} |"
-        )
+    print(markdown_table({"before": before, "after": after}))
     return {"before": before, "after": after}
 
 

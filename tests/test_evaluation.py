@@ -10,7 +10,7 @@ from conftest import independent_ref_logprobs
 
 import textgym
 from textgym.envs import CopyEnv
-from textgym.evaluation import distinct_n
+from textgym.evaluation import Evaluation, distinct_n, markdown_table
 
 
 def test_distinct_n_by_hand():
@@ -18,6 +18,16 @@ def test_distinct_n_by_hand():
     assert distinct_n(texts, 1) == pytest.approx(3 / 6)  # unigrams a b a b a c: {a, b, c}
     assert distinct_n(texts, 2) == pytest.approx(3 / 4)  # bigrams ab ba ab ac: {ab, ba, ac}
     assert distinct_n(["", "x"], 2) == 0.0
+
+
+def test_markdown_table_rows():
+    figures = {"score_stderr": 0.05, "kl": 2.5, "length": 31.25, "eos_rate": 0.125, "distinct_1": 0.9}
+    before = Evaluation("textgym/Copy-v0", 32, score=0.21, distinct_2=0.971, perplexity=25.04, **figures)
+    after = Evaluation("textgym/Copy-v0", 32, score=0.684, distinct_2=0.949, perplexity=21.09, **figures)
+    lines = markdown_table({"before": before, "after": after}).splitlines()
+    assert lines[0].startswith("| policy | episodes | score") and len(lines) == 4
+    assert lines[2] == "| before | 32 | 0.210 ± 0.050 | 2.500 | 31.2 | 0.12 | 0.971 | 25.04 |"
+    assert lines[3].startswith("| after | 32 | 0.684 ± 0.050 |")
 
 
 class CopyOracle:

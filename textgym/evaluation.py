@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -125,3 +126,17 @@ def evaluate(
         prompts=[p for r in runs for p in r.prompts],
         scores=scores,
     )
+
+
+def markdown_table(rows: Mapping[str, Evaluation], label: str = "policy") -> str:
+    """A Markdown table of the figures, one row per named evaluation (KL in nats per episode)."""
+    lines = [
+        f"| {label} | episodes | score (± s.e.) | KL | length | EOS rate | distinct-2 | perplexity |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, r in rows.items():
+        lines.append(
+            f"| {name} | {r.episodes} | {r.score:.3f} ± {r.score_stderr:.3f} | {r.kl:.3f} | "
+            f"{r.length:.1f} | {r.eos_rate:.2f} | {r.distinct_2:.3f} | {r.perplexity:.2f} |"
+        )
+    return "\n".join(lines)

@@ -121,6 +121,7 @@ class LMAgent:
             if self.config.lora_r > 0:
                 self.model.enable_input_require_grads()  # frozen embeddings would cut the gradient
         self.iteration = 0
+        self.num_timesteps = 0  # generated tokens so far (SB3's count: one env step is one token)
         self.logger = MetricLogger(None)
         self.build()
         self.optimizer = torch.optim.AdamW(
@@ -262,41 +263,61 @@ class LMAgent:
 
     def learn(
         self,
-        total_episodes: int,
+        total_episodes: int | None = None,
         callback: Callable[[LMAgent, dict[str, float]], bool | None] | None = None,
         progress_bar: bool = True,
         resume: str | os.PathLike[str] | None = None,
+        *,
+        total_timesteps: int | None = None,
     ) -> LMAgent:
-        """Train until ``total_episodes`` episodes have been used (rounded up to whole iterations).
+        """Train for ``total_episodes`` episodes or ``total_timesteps`` generated tokens, in whole iterations.
 
         Args:
-            total_episodes: the run's length in episodes, counted from its start (a resumed run
-                continues towards the same total).
+            total_episodes: the run's length in episodes (rounded up to whole iterations), counted from its
+                start: a resumed run continues towards the same total.
             callback: called after each iteration with the agent and its metrics; returning False stops.
             progress_bar: a tqdm bar with reward, KL and tokens per second.
             resume: a checkpoint to continue from; the same seed then continues the same curve.
+            total_timesteps: instead of ``total_episodes``, SB3's unit: env steps, here generated tokens.
+                Iterations run until the tokens generated since the run's start reach it.
         """
+        if (total_episodes is None) == (total_timesteps is None):
+            raise TypeError(
+                f"learn() takes exactly one of total_episodes and total_timesteps, got "
+                f"total_episodes={total_episodes}, total_timesteps={total_timesteps}"
+            )
         if resume is not None:
             self._restore(torch_load_checkpoint(resume, type(self).__name__))
-        iterations = math.ceil(total_episodes / self.config.batch_size)
+        if total_episodes is not None:
+            total, unit = math.ceil(total_episodes / self.config.batch_size), "it"
+
+            def progress() -> int:
+                return self.iteration
+        else:
+            total, unit = total_timesteps, "tok"
+
+            def progress() -> int:
+                return self.num_timesteps
+
         self.logger = MetricLogger(self.config.log_dir, start_iteration=self.iteration)
         bar = tqdm(
-            total=iterations, initial=self.iteration, disable=not progress_bar, desc=type(self).__name__
+            total=total, initial=progress(), unit=unit, disable=not progress_bar, desc=type(self).__name__
         )
         try:
-            while self.iteration < iterations:
+            while progress() < total:
                 start = time.perf_counter()
                 episodes = self.collect(self.iteration)
                 self.train_mode()
                 metrics = self.update(episodes, self.iteration)
                 metrics.update(self.episode_metrics(episodes))
-                metrics["perf/tokens_per_second"] = float(episodes.lengths.sum()) / (
-                    time.perf_counter() - start
-                )
+                tokens = int(episodes.lengths.sum())
+                metrics["perf/tokens_per_second"] = tokens / (time.perf_counter() - start)
                 metrics["objective/kl_coef"] = self.envs.kl_coef
                 self.iteration += 1
+                self.num_timesteps += tokens
+                metrics["time/total_timesteps"] = self.num_timesteps
                 self.logger.log(self.iteration, metrics)
-                bar.update(1)
+                bar.update(progress() - bar.n)
                 bar.set_postfix(
                     reward=f"{metrics['objective/scores']:.3f}",
                     kl=f"{metrics['objective/kl']:.3f}",
@@ -404,6 +425,7 @@ class LMAgent:
             "env_id": getattr(self, "env_id", None),
             "env_kwargs": {k: v for k, v in getattr(self, "env_kwargs", {}).items() if _plain(v)},
             "iteration": self.iteration,
+            "num_timesteps": self.num_timesteps,
             "model": (
                 self.policy.adapter_state_dict()
                 if isinstance(self.policy, AdapterView)
@@ -422,9 +444,10 @@ class LMAgent:
             self.optimizer.load_state_dict(state["optimizer"])
             self.envs.batch.kl.load_state_dict(state["kl_controller"])
             self.load_extra_state(state)
+            self.iteration = int(state["iteration"])
+            self.num_timesteps = int(state["num_timesteps"])
         except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"checkpoint does not fit this {type(self).__name__}: {exc}") from exc
-        self.iteration = int(state["iteration"])
+            raise CheckpointError(f"checkpoint does not fit this {type(self).__name__}: {exc!r}") from exc
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Subclasses restore what they added to :meth:`state_dict`."""

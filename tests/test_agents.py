@@ -139,6 +139,23 @@ def test_resume_continues_the_same_curve(cls, tmp_path):
     assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "la").iterdir())
 
 
+def test_learn_counts_timesteps_like_sb3(tmp_path):
+    agent = REINFORCE("textgym/Copy-v0", **TINY, checkpoint_dir=str(tmp_path))
+    agent.learn(total_timesteps=30, progress_bar=False)
+    generated = [r["time/total_timesteps"] for r in agent.logger.rows]
+    assert generated[-1] == agent.num_timesteps >= 30 > generated[-2]  # stops at the first iteration past it
+    assert len(generated) == agent.iteration and generated == sorted(generated)
+    per_iteration = np.diff([0.0, *generated])
+    expected = [r["completions/mean_length"] * TINY["batch_size"] for r in agent.logger.rows]
+    np.testing.assert_allclose(per_iteration, expected)  # one timestep per generated token
+    resumed = REINFORCE.load(tmp_path / "last.pt")
+    assert resumed.num_timesteps == agent.num_timesteps
+    with pytest.raises(TypeError, match="exactly one of total_episodes and total_timesteps"):
+        agent.learn(8, total_timesteps=30)
+    with pytest.raises(TypeError, match="exactly one of total_episodes and total_timesteps"):
+        agent.learn()
+
+
 def test_save_load_round_trip(tmp_path):
     agent = PPO("textgym/Copy-v0", **TINY)
     agent.learn(4, progress_bar=False)

@@ -2,6 +2,7 @@
 
     python examples/train_agent.py --algo ppo --env textgym/Pattern-v0 --episodes 4800 --lr 3e-4
     python examples/train_agent.py --algo reinforce --env textgym/Sentiment-v0 --episodes 800 --lr 1e-6
+    python examples/train_agent.py --algo ppo --env textgym/Sentiment-v0 --config lam=1.0 ppo_epochs=2
 
 Logs (TensorBoard and progress.csv) and checkpoints go under ``--out``; ``--resume`` continues a run.
 """
@@ -9,7 +10,9 @@ Logs (TensorBoard and progress.csv) and checkpoints go under ``--out``; ``--resu
 from __future__ import annotations
 
 import argparse
+import ast
 from pathlib import Path
+from typing import Any
 
 import textgym
 from agents import PPO, REINFORCE
@@ -37,6 +40,17 @@ def evaluate(agent, env_id: str, episodes: int, seed: int) -> Evaluation:
     )
 
 
+def parse_setting(parser: argparse.ArgumentParser, item: str) -> tuple[str, Any]:
+    """``KEY=VALUE``, the value read as a Python literal (``1e-5``, ``True``, ``None``) or else a string."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        parser.error(f"--config takes KEY=VALUE items, got {item!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
 def main(argv: list[str] | None = None) -> dict[str, Evaluation]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -52,7 +66,15 @@ def main(argv: list[str] | None = None) -> dict[str, Evaluation]:
     parser.add_argument("--out", default="runs/train_agent")
     parser.add_argument("--resume", default=None, help="a checkpoint to continue from")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--config",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="other fields of the algorithm's config, e.g. --config lam=1.0 ppo_epochs=2",
+    )
     args = parser.parse_args(argv)
+    config = dict(parse_setting(parser, item) for item in args.config)
 
     out = Path(args.out)
     agent = ALGORITHMS[args.algo](
@@ -64,6 +86,7 @@ def main(argv: list[str] | None = None) -> dict[str, Evaluation]:
         log_dir=str(out / "logs"),
         checkpoint_dir=str(out / "checkpoints"),
         checkpoint_every=50,
+        **config,
     )
     before = evaluate(agent, args.env, args.eval_episodes, args.seed)
     agent.learn(args.episodes, progress_bar=not args.no_progress, resume=args.resume)

@@ -125,9 +125,7 @@ class LMAgent:
         self.logger = MetricLogger(None)
         self.build()
         self.optimizer = torch.optim.AdamW(
-            [p for p in self.parameters() if p.requires_grad],
-            lr=self.config.learning_rate,
-            weight_decay=self.config.weight_decay,
+            self.param_groups(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay
         )
 
     # ------------------------------------------------------------------------------------ set-up
@@ -182,6 +180,10 @@ class LMAgent:
         if isinstance(self.policy, AdapterView):
             return self.policy.adapter_parameters()
         return list(self.model.parameters())
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The optimizer's parameter groups; an algorithm may give some (a value head) their own step size."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]
 
     def train_mode(self) -> None:
         # A LoRA agent shares its module with the env's reference: leave it in eval mode (its adapter

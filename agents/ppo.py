@@ -22,7 +22,8 @@ from textgym.rollout import Episodes
 
 @dataclass
 class PPOConfig(AgentConfig):
-    learning_rate: float = 1e-5  # AdamW step size, policy and value head alike
+    learning_rate: float = 1e-5  # AdamW step size of the policy
+    value_learning_rate: float | None = None  # the value head's; None: learning_rate (TRL; OpenRLHF: 18x)
     gamma: float = 1.0  # discount (TRL: 1.0)
     lam: float = 0.95  # GAE lambda (TRL: 0.95)
     clip_range: float = 0.2  # policy ratio clipping
@@ -88,6 +89,16 @@ class PPO(LMAgent):
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return [*super().parameters(), *self.value_head.parameters()]
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        # A fresh value head knows nothing of the task: at the policy's small step size it stays near 0 for
+        # many iterations, and until it fits the returns the advantages carry every prompt's difficulty.
+        cfg = self.config
+        value_lr = cfg.learning_rate if cfg.value_learning_rate is None else cfg.value_learning_rate
+        return [
+            {"params": [p for p in super().parameters() if p.requires_grad]},
+            {"params": list(self.value_head.parameters()), "lr": value_lr},
+        ]
 
     def evaluate_tokens(self, episodes: Episodes, rows: torch.Tensor | slice = slice(None)):
         """``(logprobs, values, entropy)`` at the generated positions of ``rows``, each ``(R, T)``."""

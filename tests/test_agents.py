@@ -73,6 +73,19 @@ def test_ppo_ratio_is_exactly_one_on_the_first_minibatch(num_minibatches):
     assert all(r != 1.0 for r in agent.last_ratios[num_minibatches:])  # the policy moved after epoch 1
 
 
+def test_ppo_value_head_has_its_own_learning_rate():
+    agent = PPO("textgym/Copy-v0", **TINY, value_learning_rate=5e-2, ppo_epochs=1)
+    policy, value = agent.optimizer.param_groups
+    assert policy["lr"] == TINY["learning_rate"] and value["lr"] == 5e-2
+    assert {id(p) for p in value["params"]} == {id(p) for p in agent.value_head.parameters()}
+    assert len(policy["params"]) == len(list(agent.model.parameters()))
+    bias = agent.value_head.bias.item()
+    agent.learn(4, progress_bar=False)  # one step: Adam's first moves each weight by its group's lr
+    assert abs(agent.value_head.bias.item() - bias) == pytest.approx(5e-2, rel=1e-3)
+    default = PPO("textgym/Copy-v0", **TINY)
+    assert [g["lr"] for g in default.optimizer.param_groups] == [TINY["learning_rate"]] * 2
+
+
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_teacher_forced_logprobs_equal_the_samplers(temperature):
     # The update's pass over prompt + completion must score exactly the tokens the KV-cached sampler drew,

@@ -7,8 +7,8 @@ seed lands on changes with float rounding (a 1e-6 difference in one update reshu
 
 - PPO (lr 3e-4), seeds 0-7: 0.74, 0.48, 0.72, 0.74, 0.64, 0.72, 0.74, 0.99 (mean 0.72). Before its first
   pass doubled as the old log-probs (the same math, rounded differently), seeds 0-5 gave 0.98, 0.75, 0.99,
-  0.75, 0.75, 0.52 (mean 0.79). The
-  test averages seeds 0-3, so that one unlucky step cannot sink it, and asks every seed to learn.
+  0.75, 0.75, 0.52 (mean 0.79). The test averages seeds 0-3, so that one unlucky step cannot sink it,
+  and asks every seed to learn.
 - REINFORCE with an RLOO baseline (lr 5e-4), seeds 0-2: 0.72, 0.75 and 0.89, still rising.
 
 The thresholds sit under the measured means with room for machine-to-machine differences in rounding.

@@ -104,8 +104,6 @@ def run_pairing(
             seed=SEED,
         )
         trainer.train()
-    del trainer
-    gc.collect()
     return yardstick, {name: t[1:] for name, t in callback.times.items()}  # drop the warm-up round
 
 
@@ -142,7 +140,7 @@ def main() -> None:
     rows: list[tuple[str, str, list[float], float]] = []
     for num_iterations, make_agents in pairings.items():
         yardstick, times = run_pairing(num_iterations, make_agents(), args, bundle)
-        gc.collect()
+        gc.collect()  # the pairing's trainer and agents, before the next pairing loads its own
         for name, t in times.items():
             ratio = statistics.median(a / b for a, b in zip(t, times[yardstick], strict=True))
             rows.append((name, yardstick, t, ratio))

@@ -9,6 +9,7 @@ over the sequence and subtracted from the score, as in our REINFORCE. Needs ``tr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from textgym.rewards import vader_sentiment
@@ -34,7 +35,7 @@ def make_rloo_trainer(
     steps: int,
     learning_rate: float,
     output_dir: str,
-    callbacks: list[Any] = (),
+    callbacks: Sequence[Any] = (),
     num_iterations: int = 1,
     seed: int = 0,
 ):

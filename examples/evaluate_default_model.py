@@ -15,8 +15,6 @@ import argparse
 import textgym
 from textgym.evaluation import markdown_table
 
-COLUMNS = ("score", "kl", "length", "eos_rate", "distinct_2", "perplexity")
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(

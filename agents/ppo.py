@@ -1,10 +1,11 @@
 """PPO for language models, as in the RLHF stacks (TRL, trlx, RL4LMs), on a textgym env.
 
 Each iteration samples ``batch_size`` episodes (KV-cached; the env pays the exact KL-shaped reward per
-token). The per-token rewards ``r_t = -beta * (log pi - log pi_ref)`` plus the score on the last token
-are turned into GAE advantages with a scalar value head on the policy's last hidden state (a shared
-trunk, no separate value model), then the clipped surrogate and a clipped value loss are minimised for
-``ppo_epochs`` passes over shuffled minibatches, stopping early when the approximate KL grows too large.
+token). The per-token rewards the env paid, ``r_t = -beta * (log pi - log pi_ref)`` plus the score on
+the last token, are turned into GAE advantages with a scalar value head on the policy's last hidden
+state (a shared trunk, no separate value model), then the clipped surrogate and a clipped value loss are
+minimised for ``n_epochs`` passes over shuffled minibatches, stopping early when the approximate KL
+grows too large.
 """
 
 from __future__ import annotations
@@ -14,28 +15,37 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from torch import nn
+from textgym.agents.base import LMAgent
+from textgym.agents.config import AgentConfig, arg
 
-from agents.base import AgentConfig, LMAgent
 from textgym.rollout import Episodes
 
 
 @dataclass
 class PPOConfig(AgentConfig):
-    learning_rate: float = 1e-5  # AdamW step size of the policy
-    value_learning_rate: float | None = None  # the value head's; None: learning_rate (TRL; OpenRLHF: 18x)
-    gamma: float = 1.0  # discount (TRL: 1.0)
-    lam: float = 0.95  # GAE lambda (TRL: 0.95)
-    clip_range: float = 0.2  # policy ratio clipping
-    clip_range_value: float = 0.2  # value prediction clipping around the rollout's values
-    vf_coef: float = 0.1  # weight of the value loss (TRL: 0.1)
-    ppo_epochs: int = 4  # passes over each batch of episodes
-    num_minibatches: int = 1  # minibatches per pass
-    whiten_advantages: bool = True  # normalise advantages over the batch's generated tokens
-    target_kl: float | None = (
-        None  # stop an iteration's epochs once approx KL to the rollout policy exceeds it
+    renamed: ClassVar[dict[str, str]] = {
+        "lam": "gae_lambda",
+        "ppo_epochs": "n_epochs",
+        "clip_range_value": "clip_range_vf",
+        "whiten_advantages": "normalize_advantage",
+        "entropy_coef": "ent_coef",
+    }
+
+    value_learning_rate: float | None = arg(
+        None, "AdamW step size of the value head; None: learning_rate (TRL; OpenRLHF runs 18x)"
     )
-    entropy_coef: float = 0.0  # bonus on the policy's entropy at generated positions
+    gamma: float = arg(1.0, "discount (TRL: 1.0)")
+    gae_lambda: float = arg(0.95, "GAE lambda (TRL: 0.95; 1.0 recommended on Sentiment-v0)")
+    clip_range: float = arg(0.2, "policy ratio clipping")
+    clip_range_vf: float | None = arg(0.2, "value clipping around the rollout's values; None: no clipping")
+    vf_coef: float = arg(0.1, "weight of the value loss (TRL: 0.1)")
+    n_epochs: int = arg(4, "passes over each batch of episodes")
+    num_minibatches: int = arg(1, "minibatches per pass")
+    normalize_advantage: bool = arg(True, "whiten advantages over the batch's generated tokens")
+    target_kl: float | None = arg(
+        None, "stop an iteration's epochs once approx KL to the rollout policy exceeds it"
+    )
+    ent_coef: float = arg(0.0, "bonus on the policy's entropy at generated positions")
 
 
 def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float):
@@ -70,25 +80,17 @@ class PPO(LMAgent):
     """PPO with a value head on a textgym env (see :class:`PPOConfig` for every option).
 
     ```python
-    from agents import PPO
+    from textgym.agents import PPO
     agent = PPO("textgym/Pattern-v0", learning_rate=3e-3, batch_size=16).learn(total_episodes=800)
     ```
     """
 
     config_class: ClassVar[type[AgentConfig]] = PPOConfig
     config: PPOConfig
+    value_head: ClassVar[bool] = True
 
     def build(self) -> None:
-        hidden = self.model.config.get_text_config().hidden_size
-        self.value_head = nn.Linear(hidden, 1).to(self.device)
-        generator = torch.Generator().manual_seed(self.config.seed)
-        with torch.no_grad():  # small init: values start near 0, as the returns do
-            self.value_head.weight.copy_(torch.randn(1, hidden, generator=generator) * 0.01)
-            self.value_head.bias.zero_()
         self.last_ratios: list[float] = []
-
-    def parameters(self) -> list[torch.nn.Parameter]:
-        return [*super().parameters(), *self.value_head.parameters()]
 
     def param_groups(self) -> list[dict[str, Any]]:
         # A fresh value head knows nothing of the task: at the policy's small step size it stays near 0 for
@@ -96,19 +98,13 @@ class PPO(LMAgent):
         cfg = self.config
         value_lr = cfg.learning_rate if cfg.value_learning_rate is None else cfg.value_learning_rate
         return [
-            {"params": [p for p in super().parameters() if p.requires_grad]},
-            {"params": list(self.value_head.parameters()), "lr": value_lr},
+            {"params": [p for p in self.policy.lm_parameters() if p.requires_grad]},
+            {"params": self.policy.value_parameters(), "lr": value_lr},
         ]
-
-    def evaluate_tokens(self, episodes: Episodes, rows: torch.Tensor | slice = slice(None)):
-        """``(logprobs, values, entropy)`` at the generated positions of ``rows``, each ``(R, T)``."""
-        logprobs, entropy, states = self.forward_tokens(episodes, rows, hidden=True)
-        return logprobs, self.value_head(states)[..., 0], entropy
 
     def update(self, episodes: Episodes, iteration: int) -> dict[str, float]:
         cfg = self.config
-        beta = self.envs.kl_coef
-        mask = self.completion_mask(episodes)  # (N, T)
+        mask = episodes.completion_mask  # (N, T)
         N = mask.shape[0]
         # The old log-probs are recomputed (not the sampler's) so that the first minibatch's ratio is
         # exactly 1. With one minibatch, the first epoch's pass over the whole batch is that
@@ -118,14 +114,12 @@ class PPO(LMAgent):
         first_pass = self.evaluate_tokens(episodes) if cfg.num_minibatches == 1 else None
         with torch.no_grad():
             if first_pass is None:
-                old_logprobs, old_values, _ = self.evaluate_tokens(episodes)
+                old_logprobs, _, old_values = self.evaluate_tokens(episodes)
             else:
-                old_logprobs, old_values = first_pass[0].detach(), first_pass[1].detach()
-            rewards = -beta * (old_logprobs - episodes.ref_logprobs) * mask  # (N, T) KL shaping per token
-            last = (torch.as_tensor(episodes.lengths, device=self.device) - 1).clamp(min=0)
-            rewards[torch.arange(N), last] += torch.as_tensor(episodes.scores, device=self.device)
-            advantages, returns = gae(rewards, old_values * mask, mask, cfg.gamma, cfg.lam)
-            if cfg.whiten_advantages:
+                old_logprobs, old_values = first_pass.logprobs.detach(), first_pass.values.detach()
+            # (N, T) what the env paid per token: the KL shaping, and the score on the last token
+            advantages, returns = gae(episodes.rewards, old_values * mask, mask, cfg.gamma, cfg.gae_lambda)
+            if cfg.normalize_advantage:
                 advantages = masked_whiten(advantages, mask)
 
         generator = torch.Generator().manual_seed(cfg.seed * 104_729 + iteration)
@@ -134,28 +128,29 @@ class PPO(LMAgent):
         }
         self.last_ratios = []
         stopped_early = False
-        for _ in range(cfg.ppo_epochs):
+        for _ in range(cfg.n_epochs):
             order = torch.randperm(N, generator=generator).to(self.device)
             for rows in order.chunk(cfg.num_minibatches):
                 m = mask[rows]
                 if first_pass is not None:
-                    logprobs, values, entropy = (x[rows] for x in first_pass)
+                    logprobs, entropy, values = (x[rows] for x in first_pass)
                     first_pass = None
                 else:
-                    logprobs, values, entropy = self.evaluate_tokens(episodes, rows)
+                    logprobs, entropy, values = self.evaluate_tokens(episodes, rows)
                 log_ratio = (logprobs - old_logprobs[rows]) * m
                 ratio = torch.exp(log_ratio)
                 adv = advantages[rows]
                 pg_loss = masked_mean(
                     torch.max(-adv * ratio, -adv * ratio.clamp(1 - cfg.clip_range, 1 + cfg.clip_range)), m
                 )
-                clipped_values = old_values[rows] + (values - old_values[rows]).clamp(
-                    -cfg.clip_range_value, cfg.clip_range_value
-                )
-                vf_loss = 0.5 * masked_mean(
-                    torch.max((values - returns[rows]) ** 2, (clipped_values - returns[rows]) ** 2), m
-                )
-                loss = pg_loss + cfg.vf_coef * vf_loss - cfg.entropy_coef * masked_mean(entropy, m)
+                vf_error = (values - returns[rows]) ** 2
+                if cfg.clip_range_vf is not None:
+                    clipped_values = old_values[rows] + (values - old_values[rows]).clamp(
+                        -cfg.clip_range_vf, cfg.clip_range_vf
+                    )
+                    vf_error = torch.max(vf_error, (clipped_values - returns[rows]) ** 2)
+                vf_loss = 0.5 * masked_mean(vf_error, m)
+                loss = pg_loss + cfg.vf_coef * vf_loss - cfg.ent_coef * masked_mean(entropy, m)
                 loss.backward()
                 self.clip_and_step()
                 with torch.no_grad():
@@ -164,10 +159,9 @@ class PPO(LMAgent):
                     stats["pg"].append(pg_loss.item())
                     stats["vf"].append(vf_loss.item())
                     stats["clip"].append(masked_mean(((ratio - 1).abs() > cfg.clip_range).float(), m).item())
+                    vf_clip = cfg.clip_range_vf if cfg.clip_range_vf is not None else torch.inf
                     stats["vclip"].append(
-                        masked_mean(
-                            ((values - old_values[rows]).abs() > cfg.clip_range_value).float(), m
-                        ).item()
+                        masked_mean(((values - old_values[rows]).abs() > vf_clip).float(), m).item()
                     )
                     stats["approxkl"].append(approxkl)
                     stats["ratio"].append(self.last_ratios[-1])
@@ -187,9 +181,3 @@ class PPO(LMAgent):
             "objective/entropy": float(np.mean(stats["ent"])),
             "policy/early_stop": float(stopped_early),
         }
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "value_head": self.value_head.state_dict()}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.value_head.load_state_dict(state["value_head"])

@@ -1,9 +1,9 @@
 """REINFORCE for language models, with the baselines of the RLHF literature (RLOO, GRPO and friends).
 
 Each iteration samples ``batch_size`` episodes through the env (KV-cached, log-probs announced so the
-env pays the exact KL-shaped reward), turns each episode's return ``R = score - beta * sum_t KL_t`` into
-an advantage with the chosen baseline, and takes one gradient step on
-``-A * log pi(completion | prompt)`` aggregated as configured.
+env pays the exact KL-shaped reward), turns each episode's return, what the env paid over its steps
+(``R = score - beta * sum_t KL_t``), into an advantage with the chosen baseline, and takes one gradient
+step on ``-A * log pi(completion | prompt)`` aggregated as configured.
 """
 
 from __future__ import annotations
@@ -13,22 +13,27 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
+from textgym.agents.base import LMAgent
+from textgym.agents.config import AgentConfig, arg
 
-from agents.base import AgentConfig, LMAgent
 from textgym.rollout import Episodes
 
 
 @dataclass
 class REINFORCEConfig(AgentConfig):
-    learning_rate: float = 1e-5  # AdamW step size
-    baseline: Literal["none", "moving_average", "batch_mean", "rloo", "group"] = (
-        "rloo"  # what R is compared to
+    renamed: ClassVar[dict[str, str]] = {"entropy_coef": "ent_coef"}
+
+    baseline: Literal["none", "moving_average", "batch_mean", "rloo", "group"] = arg(
+        "rloo",
+        "what R is compared to: none, moving_average, batch_mean, rloo (leave-one-out) or group (GRPO)",
     )
-    num_generations: int = 2  # episodes per prompt for "rloo" and "group" (TRL's RLOO default: 2)
-    scale_rewards: bool = True  # "group": divide by the group's std (GRPO); False gives Dr.GRPO
-    moving_average_decay: float = 0.9  # "moving_average": weight of the old baseline per iteration
-    loss_aggregation: Literal["sequence_mean", "token_mean", "token_sum"] = "token_mean"  # see module doc
-    entropy_coef: float = 0.0  # bonus on the policy's entropy at generated positions
+    num_generations: int = arg(2, "episodes per prompt for 'rloo' and 'group' (TRL's RLOO default: 2)")
+    scale_rewards: bool = arg(True, "'group': divide by the group's std (GRPO); False gives Dr.GRPO")
+    moving_average_decay: float = arg(0.9, "'moving_average': weight of the old baseline per iteration")
+    loss_aggregation: Literal["sequence_mean", "token_mean", "token_sum"] = arg(
+        "token_mean", "reduction over tokens: sequence_mean, token_mean (DAPO) or token_sum (Dr.GRPO)"
+    )
+    ent_coef: float = arg(0.0, "bonus on the policy's entropy at generated positions")
 
 
 def rloo_advantages(returns: torch.Tensor, group: int) -> torch.Tensor:
@@ -68,7 +73,7 @@ class REINFORCE(LMAgent):
     """REINFORCE with a baseline on a textgym env (see :class:`REINFORCEConfig` for every option).
 
     ```python
-    from agents import REINFORCE
+    from textgym.agents import REINFORCE
     agent = REINFORCE("textgym/Pattern-v0", learning_rate=3e-3, batch_size=16).learn(total_episodes=800)
     ```
     """
@@ -111,16 +116,11 @@ class REINFORCE(LMAgent):
 
     def update(self, episodes: Episodes, iteration: int) -> dict[str, float]:
         cfg = self.config
-        beta = self.envs.kl_coef
-        mask = self.completion_mask(episodes)  # (N, T)
-        kl = (episodes.logprobs - episodes.ref_logprobs) * mask  # (N, T) k1 per token
-        returns = torch.as_tensor(episodes.scores, device=self.device) - beta * kl.sum(-1)  # (N,)
-        advantages = self.advantages(returns).detach()
+        mask = episodes.completion_mask  # (N, T)
+        advantages = self.advantages(episodes.returns).detach()  # (N,) from what the env paid
 
-        logprobs, entropy, _ = self.forward_tokens(episodes)  # (N, T) with grad
-        loss = aggregate(
-            -advantages[:, None] * logprobs - cfg.entropy_coef * entropy, mask, cfg.loss_aggregation
-        )
+        logprobs, entropy, _ = self.evaluate_tokens(episodes)  # (N, T) with grad
+        loss = aggregate(-advantages[:, None] * logprobs - cfg.ent_coef * entropy, mask, cfg.loss_aggregation)
         loss.backward()
         grad_norm = self.clip_and_step()
         return {

@@ -48,9 +48,9 @@ def make_envs(bundle: ModelBundle, batch: int, tokens: int, ref_logprobs: str):
 def prompts_of(envs, seed: int) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
     """The left-padded prompts the env would start from with this seed."""
     obs, _ = envs.reset(seed=seed)
-    P = envs.batch.prompt_budget
+    P = envs.prompt_budget
     width = int(obs["attention_mask"][:, :P].sum(-1).max())
-    examples = [dict(ex) for ex in envs.batch.examples]
+    examples = [dict(ex) for ex in envs.examples]
     return obs["input_ids"][:, P - width : P], obs["attention_mask"][:, P - width : P], examples
 
 

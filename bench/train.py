@@ -8,10 +8,10 @@ our agents is paired with the TRL configuration that does the same number of gra
 
 - ``TRL RLOO`` (``num_iterations=1``): ``model.generate``, no-grad forwards for the old and the reference
   log-probs, the reward, one forward/backward. Paired with
-  - ``REINFORCE (rloo)``: our :class:`agents.REINFORCE` with the RLOO baseline: the vector env's KV-cached
-    rollout (the reference stepped alongside, KL-shaped return), one forward/backward;
-  - ``PPO, 1 epoch``: our :class:`agents.PPO` with ``ppo_epochs=1``: the same rollout, one forward/backward
-    (whose detached outputs are the old log-probs and values) with the value head.
+  - ``REINFORCE (rloo)``: our :class:`textgym.agents.REINFORCE` with the RLOO baseline: the vector env's
+    KV-cached rollout (the reference stepped alongside, KL-shaped return), one forward/backward;
+  - ``PPO, 1 epoch``: our :class:`textgym.agents.PPO` with ``n_epochs=1``: the same rollout, one
+    forward/backward (whose detached outputs are the old log-probs and values) with the value head.
 - ``TRL RLOO x4`` (``num_iterations=4``): the same generation and forwards, then four clipped optimizer
   steps on the batch. Paired with ``PPO, 4 epochs``: our PPO with its defaults, four forward/backward
   passes. TRL's PPO left its main package; multi-step RLOO is its nearest like-for-like.
@@ -40,11 +40,11 @@ import time
 import warnings
 
 import torch
+from textgym.agents import PPO, REINFORCE
+from textgym.agents.base import LMAgent
 from trl_yardstick import ENV_ID, KL_COEF, NUM_GENERATIONS, make_rloo_trainer
 
 import textgym  # noqa: F401  (registers the envs)
-from agents import PPO, REINFORCE
-from agents.base import LMAgent
 from textgym.models import load_model
 
 LEARNING_RATE = 1e-6
@@ -133,9 +133,9 @@ def main() -> None:
     pairings = {
         1: lambda: {
             "REINFORCE (rloo)": REINFORCE(ENV_ID, baseline="rloo", num_generations=NUM_GENERATIONS, **common),
-            "PPO, 1 epoch": PPO(ENV_ID, ppo_epochs=1, **common),
+            "PPO, 1 epoch": PPO(ENV_ID, n_epochs=1, **common),
         },
-        4: lambda: {"PPO, 4 epochs": PPO(ENV_ID, ppo_epochs=4, **common)},
+        4: lambda: {"PPO, 4 epochs": PPO(ENV_ID, n_epochs=4, **common)},
     }
     rows: list[tuple[str, str, list[float], float]] = []
     for num_iterations, make_agents in pairings.items():

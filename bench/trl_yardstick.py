@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from textgym.rewards import vader_sentiment
-from textgym.tasks.sentiment import INSTRUCTION, load_openings, split_of
+from textgym.tasks.sentiment import INSTRUCTION, SentimentTask, load_openings
 
 ENV_ID = "textgym/Sentiment-v0"
 NUM_GENERATIONS = 2  # completions per prompt (TRL's RLOO default)
@@ -48,7 +48,8 @@ def make_rloo_trainer(
     from datasets import Dataset
     from trl import RLOOConfig, RLOOTrainer
 
-    openings = [o for o in load_openings() if split_of(o) == "train"]
+    task = SentimentTask()
+    openings = [o for o in load_openings() if task.split_of(o) == "train"]
     dataset = Dataset.from_dict(
         {
             "prompt": [[{"role": "user", "content": f"{INSTRUCTION}{o}"}] for o in openings],

@@ -14,7 +14,7 @@ import textgym  # noqa: F401  (registers the envs)
 
 def run(env_id: str = "textgym/Copy-v0", seed: int = 0, temperature: float = 0.7) -> list[dict]:
     env = gym.make(env_id, kl_coef=0.1)
-    model = env.unwrapped.batch.policy.model  # any causal LM sharing the env's tokenizer will do
+    model = env.unwrapped.model.model  # the env's own LM; any causal LM sharing its tokenizer will do
     obs, info = env.reset(seed=seed)
     steps, terminated = [], False
     while not terminated:

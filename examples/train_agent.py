@@ -2,9 +2,10 @@
 
     python examples/train_agent.py --algo ppo --env textgym/Pattern-v0 --episodes 4800 --lr 3e-4
     python examples/train_agent.py --algo reinforce --env textgym/Sentiment-v0 --episodes 800 --lr 1e-6
-    python examples/train_agent.py --algo ppo --env textgym/Sentiment-v0 --config lam=1.0 ppo_epochs=2
+    python examples/train_agent.py --algo ppo --env textgym/Sentiment-v0 --config gae_lambda=1.0 n_epochs=2
 
 Logs (TensorBoard and progress.csv) and checkpoints go under ``--out``; ``--resume`` continues a run.
+``--help`` lists every config field of both algorithms with its default and help text.
 """
 
 from __future__ import annotations
@@ -14,30 +15,12 @@ import ast
 from pathlib import Path
 from typing import Any
 
-import textgym
-from agents import PPO, REINFORCE
+from textgym.agents import PPO, REINFORCE
+from textgym.agents.config import config_help
+
 from textgym.evaluation import Evaluation, markdown_table
 
 ALGORITHMS = {"reinforce": REINFORCE, "ppo": PPO}
-
-
-def evaluate(agent, env_id: str, episodes: int, seed: int) -> Evaluation:
-    """Held-out figures of the agent's current policy (sampled at its temperature).
-
-    The evaluation env needs a reference model for KL and perplexity, so its KL shaping is on even for
-    tasks that train without it (the coefficient changes returns only, none of the reported figures).
-    """
-    return textgym.evaluate(
-        agent.policy,
-        env_id,
-        episodes,
-        split="test",
-        seed=seed,
-        num_envs=agent.config.batch_size,
-        temperature=agent.config.temperature,
-        model=agent.envs.batch.policy,
-        kl_coef=agent.envs.kl_coef or 0.05,
-    )
 
 
 def parse_setting(parser: argparse.ArgumentParser, item: str) -> tuple[str, Any]:
@@ -53,7 +36,11 @@ def parse_setting(parser: argparse.ArgumentParser, item: str) -> tuple[str, Any]
 
 def main(argv: list[str] | None = None) -> dict[str, Evaluation]:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n\n".join(
+            f"--config fields of {name}:\n{config_help(cls.config_class)}" for name, cls in ALGORITHMS.items()
+        ),
     )
     parser.add_argument("--algo", choices=sorted(ALGORITHMS), default="ppo")
     parser.add_argument("--env", default="textgym/Pattern-v0")
@@ -71,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict[str, Evaluation]:
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="other fields of the algorithm's config, e.g. --config lam=1.0 ppo_epochs=2",
+        help="other fields of the algorithm's config, e.g. --config gae_lambda=1.0 n_epochs=2",
     )
     args = parser.parse_args(argv)
     config = dict(parse_setting(parser, item) for item in args.config)
@@ -88,9 +75,9 @@ def main(argv: list[str] | None = None) -> dict[str, Evaluation]:
         checkpoint_every=50,
         **config,
     )
-    before = evaluate(agent, args.env, args.eval_episodes, args.seed)
+    before = agent.evaluate(args.eval_episodes, seed=args.seed)
     agent.learn(args.episodes, progress_bar=not args.no_progress, resume=args.resume)
-    after = evaluate(agent, args.env, args.eval_episodes, args.seed)
+    after = agent.evaluate(args.eval_episodes, seed=args.seed)
     print(f"\n{args.algo} on {args.env}, {args.episodes} training episodes; held-out figures:\n")
     print(markdown_table({"before": before, "after": after}))
     return {"before": before, "after": after}

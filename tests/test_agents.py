@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from textgym.agents import PPO, REINFORCE, CheckpointError, PPOConfig, REINFORCEConfig
+from textgym.agents.ppo import gae
+from textgym.agents.reinforce import aggregate, group_advantages, rloo_advantages
 
 import textgym  # noqa: F401
-from agents import PPO, REINFORCE, CheckpointError
-from agents.ppo import gae
-from agents.reinforce import aggregate, group_advantages, rloo_advantages
 
 TINY = {"batch_size": 4, "learning_rate": 1e-3, "device": "cpu"}
 
@@ -64,9 +64,9 @@ def test_loss_aggregations():
 
 @pytest.mark.parametrize("num_minibatches", [1, 2])  # 1: the old log-probs come from the first pass itself
 def test_ppo_ratio_is_exactly_one_on_the_first_minibatch(num_minibatches):
-    agent = PPO("textgym/Copy-v0", **TINY, ppo_epochs=2, num_minibatches=num_minibatches)
+    agent = PPO("textgym/Copy-v0", **TINY, n_epochs=2, num_minibatches=num_minibatches)
     episodes = agent.collect(0)
-    agent.model.train()
+    agent.train_mode()
     agent.update(episodes, 0)
     assert agent.last_ratios[0] == 1.0
     assert len(agent.last_ratios) == 2 * num_minibatches
@@ -74,14 +74,14 @@ def test_ppo_ratio_is_exactly_one_on_the_first_minibatch(num_minibatches):
 
 
 def test_ppo_value_head_has_its_own_learning_rate():
-    agent = PPO("textgym/Copy-v0", **TINY, value_learning_rate=5e-2, ppo_epochs=1)
+    agent = PPO("textgym/Copy-v0", **TINY, value_learning_rate=5e-2, n_epochs=1)
     policy, value = agent.optimizer.param_groups
     assert policy["lr"] == TINY["learning_rate"] and value["lr"] == 5e-2
-    assert {id(p) for p in value["params"]} == {id(p) for p in agent.value_head.parameters()}
-    assert len(policy["params"]) == len(list(agent.model.parameters()))
-    bias = agent.value_head.bias.item()
+    assert {id(p) for p in value["params"]} == {id(p) for p in agent.policy.value_head.parameters()}
+    assert len(policy["params"]) == len(list(agent.policy.lm.parameters()))
+    bias = agent.policy.value_head.bias.item()
     agent.learn(4, progress_bar=False)  # one step: Adam's first moves each weight by its group's lr
-    assert abs(agent.value_head.bias.item() - bias) == pytest.approx(5e-2, rel=1e-3)
+    assert abs(agent.policy.value_head.bias.item() - bias) == pytest.approx(5e-2, rel=1e-3)
     default = PPO("textgym/Copy-v0", **TINY)
     assert [g["lr"] for g in default.optimizer.param_groups] == [TINY["learning_rate"]] * 2
 
@@ -94,16 +94,16 @@ def test_teacher_forced_logprobs_equal_the_samplers(temperature):
     episodes = agent.collect(0)
     assert len(set(episodes.prompt_mask.sum(-1).tolist())) > 1  # prompts of several lengths
     with torch.no_grad():
-        logprobs, entropy, states = agent.forward_tokens(episodes, hidden=True)
-    mask = agent.completion_mask(episodes)
+        logprobs, entropy, values = agent.evaluate_tokens(episodes)
+    mask = episodes.completion_mask
     torch.testing.assert_close(logprobs * mask, episodes.logprobs, atol=1e-4, rtol=0)
-    assert entropy.shape == states.shape[:2] == mask.shape and (entropy >= 0).all()
+    assert entropy.shape == values.shape == mask.shape and (entropy >= 0).all()
 
 
 def test_reinforce_returns_use_the_exact_kl_shaping():
     agent = REINFORCE("textgym/Copy-v0", **TINY, kl_coef=0.1, baseline="none")
     episodes = agent.collect(0)
-    mask = agent.completion_mask(episodes)
+    mask = episodes.completion_mask
     kl = ((episodes.logprobs - episodes.ref_logprobs) * mask).sum(-1).numpy()
     np.testing.assert_allclose(kl, episodes.kl, atol=1e-4)  # the env's figure equals the agent's
     np.testing.assert_allclose(episodes.returns, episodes.scores - 0.1 * kl, atol=1e-4)
@@ -145,7 +145,7 @@ def test_resume_continues_the_same_curve(cls, tmp_path):
     assert [without_timing(r) for r in resumed.logger.rows] == [
         without_timing(r) for r in full.logger.rows[2:]
     ]
-    for a, b in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
+    for a, b in zip(full.policy.parameters(), resumed.policy.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert resumed.envs.kl_coef == full.envs.kl_coef != 0.05  # the adaptive coefficient moved, and resumed
     assert (tmp_path / "la" / "progress.csv").read_text().count("\n") == 5  # header + 4 iterations
@@ -175,7 +175,7 @@ def test_save_load_round_trip(tmp_path):
     path = agent.save(tmp_path / "ppo.pt")
     loaded = PPO.load(path)
     assert loaded.iteration == 1 and loaded.config == agent.config
-    for a, b in zip([*agent.parameters()], [*loaded.parameters()], strict=True):
+    for a, b in zip(agent.policy.parameters(), loaded.policy.parameters(), strict=True):
         torch.testing.assert_close(a, b)
 
 
@@ -210,10 +210,11 @@ def test_lora_trains_only_the_adapter_and_the_reference_stays_the_base_model(tmp
         lora_r=4,
         baseline="batch_mean",
     )
-    assert agent.model is agent.envs.batch.ref.model  # one copy of the weights
-    trained = {id(p) for p in agent.parameters()}
-    assert trained and all(p.requires_grad for p in agent.parameters())
-    assert sum(p.numel() for p in agent.parameters()) < sum(p.numel() for p in base.parameters()) / 4
+    assert agent.policy.base_model is agent.envs.ref_model.model  # one copy of the weights
+    adapter = agent.policy.lm_parameters()
+    trained = {id(p) for p in adapter}
+    assert trained and all(p.requires_grad for p in adapter)
+    assert sum(p.numel() for p in adapter) < sum(p.numel() for p in base.parameters()) / 4
     agent.learn(4 * 5, progress_bar=False)
 
     before = dict(base.named_parameters())
@@ -235,8 +236,144 @@ def test_lora_trains_only_the_adapter_and_the_reference_stays_the_base_model(tmp
 
     path = agent.save(tmp_path / "lora.pt")
     state = torch.load(path, weights_only=True)
-    assert all("{adapter}" in key for key in state["model"])  # only the adapter is saved
+    assert all("{adapter}" in key for key in state["policy"]["lm"])  # only the adapter is saved
     other = REINFORCE("textgym/Copy-v0", env_kwargs={"model": bundle, "kl_coef": 0.1}, **TINY, lora_r=4)
     other._restore(state)
-    for a, b in zip(agent.parameters(), other.parameters(), strict=True):
+    for a, b in zip(agent.policy.lm_parameters(), other.policy.lm_parameters(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+class StepRecorder:
+    """Wraps a vector env's step() and keeps the rewards it returned, one ``(N,)`` tensor per step."""
+
+    def __init__(self, envs) -> None:
+        self.rewards: list[torch.Tensor] = []
+        self.betas: list[float] = []
+        self._step = envs.step
+        self.envs = envs
+        envs.step = self
+
+    def __call__(self, actions):
+        self.betas.append(self.envs.kl_coef)
+        out = self._step(actions)
+        self.rewards.append(out[1].clone())
+        return out
+
+    def paid(self, T: int) -> torch.Tensor:
+        """``(N, T)``: what step() paid, padded with zeros after the rollout's last step."""
+        paid = torch.stack(self.rewards, dim=1)
+        return torch.nn.functional.pad(paid, (0, T - paid.shape[1]))
+
+
+@pytest.mark.parametrize("cls", [REINFORCE, PPO])
+@pytest.mark.parametrize("kl", [{"kl_coef": 0.1}, {"kl_coef": 0.1, "kl_target": 0.5, "kl_horizon": 40}])
+def test_agents_train_on_exactly_the_rewards_the_env_paid(cls, kl, monkeypatch):
+    import textgym.agents.ppo as ppo_module
+
+    agent = (
+        cls("textgym/Copy-v0", **TINY, **kl, baseline="none")
+        if cls is REINFORCE
+        else cls("textgym/Copy-v0", **TINY, **kl)
+    )
+    recorder = StepRecorder(agent.envs)
+    trained_on: list[torch.Tensor] = []
+    if cls is REINFORCE:  # the returns its advantages come from
+        advantages = agent.advantages
+        monkeypatch.setattr(agent, "advantages", lambda r: (trained_on.append(r.clone()), advantages(r))[1])
+    else:  # the per-token rewards that enter GAE
+        monkeypatch.setattr(ppo_module, "gae", lambda r, *a: (trained_on.append(r.clone()), gae(r, *a))[1])
+    betas = []
+    for iteration in range(3):
+        recorder.rewards, recorder.betas = [], []
+        betas.append(agent.envs.kl_coef)
+        agent.learn((iteration + 1) * TINY["batch_size"], progress_bar=False)
+        paid = recorder.paid(agent.envs.generation_budget)
+        expected = paid.sum(-1) if cls is REINFORCE else paid
+        assert torch.equal(trained_on[-1], expected)  # exactly, not approximately
+        assert set(recorder.betas) == {betas[-1]}  # one beta for the whole rollout
+    if "kl_target" in kl:
+        assert len(set(betas)) == 3  # the trainer moved it once per iteration
+
+
+def test_adaptive_beta_moves_once_per_iteration_from_the_batch_kl():
+    from textgym.kl import AdaptiveKLController
+
+    agent = REINFORCE("textgym/Copy-v0", **TINY, kl_coef=0.1, kl_target=0.5, kl_horizon=40)
+    assert agent.envs.kl_update == "caller"
+    seen = []
+    agent.learn(2 * TINY["batch_size"], progress_bar=False, callback=lambda a, m: seen.append(m))
+    expected = AdaptiveKLController(0.1, 0.5, 40)
+    for metrics in seen:
+        assert metrics["objective/kl_coef"] == pytest.approx(expected.value)  # the beta of that rollout
+        expected.update(metrics["objective/kl"], TINY["batch_size"])
+    assert agent.envs.kl_coef == pytest.approx(expected.value)
+
+
+def test_renamed_config_fields_are_accepted_with_a_warning():
+    with pytest.warns(FutureWarning, match="'lam' is now 'gae_lambda'"):
+        agent = PPO("textgym/Copy-v0", **TINY, lam=1.0, ppo_epochs=2, entropy_coef=0.01)
+    assert (agent.config.gae_lambda, agent.config.n_epochs, agent.config.ent_coef) == (1.0, 2, 0.01)
+    with pytest.raises(TypeError, match="both 'lam' and its new name 'gae_lambda'"):
+        PPO("textgym/Copy-v0", **TINY, lam=1.0, gae_lambda=0.9)
+
+
+@pytest.mark.parametrize("config_class", [PPOConfig, REINFORCEConfig])
+def test_every_config_field_has_help_text_for_the_command_line(config_class):
+    import dataclasses
+
+    from textgym.agents.config import config_help
+
+    fields = dataclasses.fields(config_class)
+    assert all(f.metadata.get("help") for f in fields)
+    text = config_help(config_class)
+    assert len(text.splitlines()) == len(fields)
+    assert "learning_rate (float, default 1e-05): AdamW step size" in text
+
+
+def test_train_agent_help_lists_the_config_fields(capsys):
+    import runpy
+    from pathlib import Path
+
+    main = runpy.run_path(str(Path(__file__).parent.parent / "examples" / "train_agent.py"), run_name="x")[
+        "main"
+    ]
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "gae_lambda (float, default 0.95): GAE lambda" in out and "baseline (" in out
+
+
+def test_the_policy_is_one_module_that_ddp_wraps(tmp_path):
+    """DDP (gloo, one rank) wraps the policy; the teacher-forced pass through the wrapper reaches the value
+    head, so data-parallel training would keep it synchronised with the LM."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    agent = PPO("textgym/Copy-v0", **TINY)
+    assert isinstance(agent.policy, torch.nn.Module) and agent.policy.value_head is not None
+    trained = {id(p) for g in agent.optimizer.param_groups for p in g["params"]}
+    assert trained == {id(p) for p in agent.policy.parameters() if p.requires_grad}
+    episodes = agent.collect(0)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        ddp = DistributedDataParallel(agent.policy)
+        out = ddp(episodes.prompt_ids, episodes.prompt_mask, episodes.tokens, episodes.completion_mask)
+        (out.logprobs.sum() + out.values.sum()).backward()
+    finally:
+        dist.destroy_process_group()
+    assert agent.policy.value_head.weight.grad is not None
+    assert all(p.grad is not None for p in agent.policy.lm_parameters())
+
+
+def test_a_checkpoint_of_the_previous_format_still_loads(tmp_path):
+    agent = PPO("textgym/Copy-v0", **TINY)
+    agent.learn(4, progress_bar=False)
+    state = agent.state_dict()
+    policy = state.pop("policy")
+    old = {**state, "format": "textgym-agent-v1", "model": policy["lm"], "value_head": policy["value_head"]}
+    old["config"] = {("lam" if k == "gae_lambda" else k): v for k, v in old["config"].items()}
+    torch.save(old, tmp_path / "v1.pt")
+    with pytest.warns(FutureWarning, match="'lam' is now 'gae_lambda'"):
+        loaded = PPO.load(tmp_path / "v1.pt")
+    for a, b in zip(agent.policy.parameters(), loaded.policy.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -13,10 +13,10 @@ import pytest
 import torch
 from gymnasium.vector import AutoresetMode
 
-from textgym.envs.arithmetic import ArithmeticEnv, ArithmeticVectorEnv
+from textgym.envs import make_vector_env
 from textgym.rewards.arithmetic import ArithmeticReward, arithmetic_reward, parse_answer
 from textgym.rewards.protocol import score_completions
-from textgym.tasks.arithmetic import ArithmeticTask
+from textgym.tasks.arithmetic import ArithmeticEnv, ArithmeticTask
 
 # The answer ranges the docs promise, written out rather than read from the module.
 DOCUMENTED_RANGE = {1: (1, 38), 2: (1, 990), 3: (1, 740)}
@@ -226,12 +226,12 @@ def test_prompts_fit_the_budgets_with_the_chat_template():
 def test_scripted_episode_with_the_default_model_scores_one():
     env = ArithmeticEnv(model="smollm2", difficulty=2)
     obs, info = env.reset(seed=0)
-    batch = env.batch
-    assert batch.use_chat_template and obs["input_ids"].shape == (112 + 80,)
-    answer = batch.examples[0]["answer"]
-    assert info["prompt"] == batch.examples[0]["prompt"]
-    actions = [*batch.tokenizer(f"Answer: {answer}", add_special_tokens=False)["input_ids"]]
-    actions.append(batch.policy.eos_token_ids[0])
+    assert "<|im_start|>assistant" in env.tokenizer.decode(obs["input_ids"][obs["attention_mask"] == 1])
+    assert obs["input_ids"].shape == (112 + 80,)
+    answer = env.examples[0]["answer"]
+    assert info["prompt"] == env.examples[0]["prompt"]
+    actions = [*env.tokenizer(f"Answer: {answer}", add_special_tokens=False)["input_ids"]]
+    actions.append(env.eos_token_ids[0])
     for action in actions:
         obs, reward, terminated, truncated, info = env.step(action)
     assert terminated and not truncated and info["stopped"] is True
@@ -240,15 +240,19 @@ def test_scripted_episode_with_the_default_model_scores_one():
 
 @pytest.mark.slow
 def test_scripted_vector_episode_pays_the_format_bonus():
-    envs = ArithmeticVectorEnv(
-        num_envs=2, model="smollm2", format_reward=0.1, kl_coef=0.0, autoreset_mode=AutoresetMode.DISABLED
+    envs = make_vector_env(
+        ArithmeticEnv,
+        num_envs=2,
+        model="smollm2",
+        format_reward=0.1,
+        kl_coef=0.0,
+        autoreset_mode=AutoresetMode.DISABLED,
     )
     envs.reset(seed=0)
-    batch = envs.batch
-    answers = [batch.examples[i]["answer"] for i in range(2)]
-    eos = batch.policy.eos_token_ids[0]
+    answers = [envs.examples[i]["answer"] for i in range(2)]
+    eos = envs.eos_token_ids[0]
     texts = [f"Answer: {answers[0]}", f"Answer: {answers[1] + 1}"]
-    scripts = [[*batch.tokenizer(t, add_special_tokens=False)["input_ids"], eos] for t in texts]
+    scripts = [[*envs.tokenizer(t, add_special_tokens=False)["input_ids"], eos] for t in texts]
     scores = {}
     for t in range(max(map(len, scripts))):
         actions = torch.tensor([s[min(t, len(s) - 1)] for s in scripts])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 
 import gymnasium as gym
@@ -11,9 +12,10 @@ import pytest
 import torch
 
 import textgym  # noqa: F401
-from textgym.envs import CopyEnv, CopyVectorEnv
+from textgym.envs import make_vector_env
 from textgym.models import ModelBundle
 from textgym.rewards import RewardError
+from textgym.tasks import CopyEnv
 
 
 @pytest.fixture
@@ -51,7 +53,7 @@ def test_step_before_reset(copy_bundle):
     with pytest.raises(RuntimeError, match="call reset"):
         CopyEnv(model=copy_bundle).step(1)
     with pytest.raises(RuntimeError, match="call reset"):
-        CopyVectorEnv(num_envs=2, model=copy_bundle).step([1, 1])
+        make_vector_env(CopyEnv, num_envs=2, model=copy_bundle).step([1, 1])
 
 
 def test_prompt_longer_than_its_budget(copy_bundle):
@@ -78,7 +80,7 @@ def test_tokenizer_without_pad_token(copy_bundle):
 
 
 def test_vector_action_errors(copy_bundle):
-    envs = CopyVectorEnv(num_envs=2, model=copy_bundle)
+    envs = make_vector_env(CopyEnv, num_envs=2, model=copy_bundle)
     envs.reset(seed=0)
     with pytest.raises(ValueError, match="expected 2 actions"):
         envs.step(np.array([1, 2, 3]))
@@ -89,7 +91,7 @@ def test_vector_action_errors(copy_bundle):
 
 
 def test_device_mismatch(copy_bundle):
-    envs = CopyVectorEnv(num_envs=2, model=copy_bundle)
+    envs = make_vector_env(CopyEnv, num_envs=2, model=copy_bundle)
     envs.reset(seed=0)
     with pytest.raises(ValueError, match="on meta but the environment is on cpu"):
         envs.step(torch.tensor([1, 2], device="meta"))
@@ -118,15 +120,25 @@ def raising_reward(prompts, completions, **kwargs):
     ],
 )
 def test_bad_reward_is_named_and_the_step_can_be_retried(copy_bundle, reward_fn, message):
-    env = CopyEnv(model=copy_bundle, reward_fn=reward_fn, kl_coef=0.1)
+    calls = []
+
+    @functools.wraps(reward_fn)  # keeps its name, which the error must show
+    def fails_once(prompts, completions, **columns):  # the bad reward, fixed after its first call
+        calls.append(completions)
+        return reward_fn(prompts, completions, **columns) if len(calls) == 1 else [0.5] * len(completions)
+
+    env = CopyEnv(model=copy_bundle, reward_fn=fails_once, kl_coef=0.1)
     obs, _ = env.reset(seed=0)
     eos = copy_bundle.eos_token_ids[0]
     with pytest.raises(RewardError, match=message):
         env.step(eos)
-    assert env.batch.running[0] and int(env.batch.gen_len[0]) == 0  # nothing was committed
-    env.batch.reward_fn = env.task.reward  # fix the reward: the same step now goes through
-    _, reward, terminated, _, info = env.step(eos)
-    assert terminated and "score" in info
+    # Nothing was committed: the same step goes through once the reward works, on the same observation.
+    obs_after, reward, terminated, _, info = env.step(eos)
+    assert terminated and info["score"] == 0.5 and info["completion_length"] == 1
+    assert calls[0] == calls[1] == [""]
+    P = env.prompt_budget
+    assert (obs_after["input_ids"][:P] == obs["input_ids"][:P]).all()
+    assert obs_after["attention_mask"][P:].sum() == 1
 
 
 def test_reward_by_import_string(copy_bundle):

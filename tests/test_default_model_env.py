@@ -15,16 +15,16 @@ pytestmark = pytest.mark.slow
 def test_default_model_episode_with_exact_kl():
     env = gym.make("textgym/Copy-v0", model="smollm2", kl_coef=0.05)
     obs, info = env.reset(seed=0)
-    batch = env.unwrapped.batch
-    assert env.action_space.n == 49152 and batch.use_chat_template
-    assert "<|im_start|>assistant" in batch.tokenizer.decode(obs["input_ids"][obs["attention_mask"] == 1])
+    face = env.unwrapped
+    assert env.action_space.n == 49152
+    assert "<|im_start|>assistant" in face.tokenizer.decode(obs["input_ids"][obs["attention_mask"] == 1])
     prompt = [
         int(i)
-        for i in obs["input_ids"][: batch.prompt_budget][obs["attention_mask"][: batch.prompt_budget] == 1]
+        for i in obs["input_ids"][: face.prompt_budget][obs["attention_mask"][: face.prompt_budget] == 1]
     ]
-    target = batch.examples[0]["target"]
-    answer = batch.tokenizer(target, add_special_tokens=False)["input_ids"]
-    actions = [*answer, batch.policy.eos_token_ids[0]]
+    target = face.examples[0]["target"]
+    answer = face.tokenizer(target, add_special_tokens=False)["input_ids"]
+    actions = [*answer, face.eos_token_ids[0]]
     logprobs = [-1.0] * len(actions)
     infos = []
     for action, logprob in zip(actions, logprobs, strict=True):
@@ -32,7 +32,7 @@ def test_default_model_episode_with_exact_kl():
         obs, reward, terminated, truncated, info = env.step(action)
         infos.append((reward, info))
     assert terminated and not truncated
-    expected = independent_ref_logprobs(batch.policy.model, prompt, actions)
+    expected = independent_ref_logprobs(face.model.model, prompt, actions)
     for (reward, info), ref, logprob in zip(infos, expected.tolist(), logprobs, strict=True):
         assert info["ref_logprob"] == pytest.approx(ref, abs=2e-4)
         assert info["kl"] == pytest.approx(logprob - ref, abs=2e-4)
@@ -49,7 +49,7 @@ def test_sentiment_through_gym_make_with_real_sampled_episodes():
     from textgym.rewards import vader_sentiment
 
     env = gym.make("textgym/Sentiment-v0", generation_budget=8)
-    model = env.unwrapped.batch.policy.model
+    model = env.unwrapped.model.model
     generator = torch.Generator().manual_seed(0)
     for seed in (0, 1):
         obs, info = env.reset(seed=seed)

@@ -9,7 +9,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-import textgym  # noqa: F401  (registers the envs)
+import textgym
+from textgym.envs import TextVectorEnv
 
 TEXTGYM_IDS = sorted(env_id for env_id in gym.registry if env_id.startswith("textgym/"))
 
@@ -38,9 +39,15 @@ def test_sb3_check_env(env_id):
 @pytest.mark.parametrize("env_id", TEXTGYM_IDS)
 def test_make_vec_uses_the_native_vector_env(env_id):
     envs = gym.make_vec(env_id, num_envs=3, vectorization_mode="vector_entry_point")
-    assert type(envs).__name__.endswith("VectorEnv") and envs.num_envs == 3
+    assert isinstance(envs, TextVectorEnv) and envs.num_envs == 3
+    assert envs.env_class is gym.envs.registration.load_env_creator(gym.spec(env_id).entry_point)
     obs, _ = envs.reset(seed=0)
     assert obs["input_ids"].shape == (3, *envs.single_observation_space["input_ids"].shape)
+    info = textgym.task_info(env_id)  # the metadata tooling lists, read without building the env
+    assert (info.prompt_budget, info.generation_budget) == (envs.prompt_budget, envs.generation_budget)
+    assert info.description and info.default_model in ("tiny", "smollm2") and info.name == envs.task.name
+    low, high = info.score_range
+    assert low < high and (info.optimal_score is None or low < info.optimal_score <= high)
 
 
 @pytest.mark.parametrize("env_id", TEXTGYM_IDS)

@@ -9,8 +9,8 @@ import pytest
 from conftest import independent_ref_logprobs
 
 import textgym
-from textgym.envs import CopyEnv
 from textgym.evaluation import Evaluation, distinct_n, markdown_table
+from textgym.tasks import CopyEnv
 
 
 def test_distinct_n_by_hand():
@@ -50,7 +50,7 @@ class CopyOracle:
 
 def test_oracle_policy_scores_the_optimum(copy_bundle):
     env = CopyEnv(model=copy_bundle)
-    oracle = CopyOracle(copy_bundle, env.batch.prompt_budget)
+    oracle = CopyOracle(copy_bundle, env.prompt_budget)
     result = textgym.evaluate(oracle, "textgym/Copy-v0", episodes=8, num_envs=4, model=copy_bundle)
     assert result.episodes == 8 and result.score == 1.0 and result.score_stderr == 0.0
     assert result.eos_rate == 1.0 and math.isnan(result.kl)  # predict-only: log-probs unknown
@@ -62,9 +62,7 @@ def test_oracle_policy_scores_the_optimum(copy_bundle):
     for prompt, completion in zip(result.prompts, result.completions, strict=True):
         answer = copy_bundle.tokenizer(completion, add_special_tokens=False)["input_ids"]
         answer.append(copy_bundle.eos_token_ids[0])
-        total += float(
-            independent_ref_logprobs(copy_bundle.model, env.batch.encode_prompt(prompt), answer).sum()
-        )
+        total += float(independent_ref_logprobs(copy_bundle.model, env.encode_prompt(prompt), answer).sum())
         count += len(answer)
     assert result.perplexity == pytest.approx(math.exp(-total / count), rel=1e-4)
 

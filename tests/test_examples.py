@@ -56,8 +56,8 @@ def test_train_agent_improves_the_held_out_score(tmp_path):
 def test_train_agent_passes_config_fields_to_the_agent(tmp_path):
     main = load("train_agent.py")["main"]
     common = ["--env", "textgym/Copy-v0", "--eval-episodes", "4", "--batch-size", "4", "--no-progress"]
-    main([*common, "--episodes", "8", "--out", str(tmp_path), "--config", "lam=1.0", "ppo_epochs=1"])
+    main([*common, "--episodes", "8", "--out", str(tmp_path), "--config", "gae_lambda=1.0", "n_epochs=1"])
     config = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)["config"]
-    assert config["lam"] == 1.0 and config["ppo_epochs"] == 1 and config["batch_size"] == 4
+    assert config["gae_lambda"] == 1.0 and config["n_epochs"] == 1 and config["batch_size"] == 4
     with pytest.raises(TypeError, match=r"unknown PPOConfig field\(s\) \['lamda'\]"):
         main([*common, "--episodes", "4", "--out", str(tmp_path), "--config", "lamda=1.0"])

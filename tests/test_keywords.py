@@ -12,9 +12,8 @@ import pytest
 from gymnasium.utils.seeding import np_random
 from pytest import approx
 
-from textgym.envs.keywords import KeywordsEnv, KeywordsVectorEnv
 from textgym.rewards.keywords import STOPWORDS, first_sentence, keyword_coverage, matches_concept
-from textgym.tasks.keywords import KeywordsTask, load_concept_sets
+from textgym.tasks.keywords import KeywordsEnv, KeywordsTask, load_concept_sets
 
 # Fluent sentences, written by hand, that use every concept of a shipped set exactly once.
 ORACLES = {
@@ -148,8 +147,8 @@ def test_split_is_fixed_disjoint_and_about_a_fifth():
     assert 0.15 <= len(test) / (len(train) + len(test)) <= 0.25
     assert task.sets == KeywordsTask().sets  # no randomness in the split
     # A content hash: these two sets sit on either side, on every machine.
-    assert task.split_of(("dog", "frisbee", "catch", "throw")) == "train"
-    assert task.split_of(("chef", "knife", "chop", "onion")) == "test"
+    assert task.split_of("dog frisbee catch throw") == "train"
+    assert task.split_of("chef knife chop onion") == "test"
     assert len(KeywordsTask(test_fraction=0.5).sets["test"]) > len(test)
 
 
@@ -172,8 +171,7 @@ def test_sampling_is_deterministic_and_respects_the_split():
 
 
 def test_env_classes_bind_the_task_and_share_the_manual():
-    assert KeywordsEnv.task_class is KeywordsVectorEnv.task_class is KeywordsTask
-    assert KeywordsVectorEnv.__doc__ == KeywordsEnv.__doc__
+    assert KeywordsEnv.task_class is KeywordsTask
     for section in ("## Description", "## Rewards", "## Episode End", "## Arguments", "## Version History"):
         assert section in KeywordsEnv.__doc__
     assert 'gym.make("textgym/Keywords-v0"' in KeywordsEnv.__doc__
@@ -187,13 +185,13 @@ def test_real_episode_with_the_default_model_scores_an_oracle_sentence_one():
     seed = next(s for s in range(1000) if tuple(task.sample(np_random(s)[0], "train")["concepts"]) in ORACLES)
     env = KeywordsEnv(model="smollm2")
     obs, info = env.reset(seed=seed)
-    concepts = tuple(env.batch.examples[0]["concepts"])
+    concepts = tuple(env.examples[0]["concepts"])
     assert concepts in ORACLES
-    batch = env.batch
-    assert batch.prompt_budget == 64 and batch.generation_budget == 40 and batch.use_chat_template
+    assert env.prompt_budget == 64 and env.generation_budget == 40
+    assert "<|im_start|>assistant" in env.tokenizer.decode(obs["input_ids"][obs["attention_mask"] == 1])
     assert info["prompt"] == task.prompt(concepts)
-    answer = batch.tokenizer(ORACLES[concepts], add_special_tokens=False)["input_ids"]
-    for action in [*answer, batch.policy.eos_token_ids[0]]:
+    answer = env.tokenizer(ORACLES[concepts], add_special_tokens=False)["input_ids"]
+    for action in [*answer, env.eos_token_ids[0]]:
         obs, reward, terminated, truncated, info = env.step(action)
     assert terminated and not truncated and info["stopped"] is True
     assert info["completion"] == ORACLES[concepts]

@@ -11,8 +11,9 @@ from conftest import independent_ref_logprobs
 from gymnasium.vector import AutoresetMode
 
 import textgym  # noqa: F401  (registers the envs)
-from textgym.envs import CopyEnv, CopyVectorEnv
+from textgym.envs import make_vector_env
 from textgym.kl import AdaptiveKLController, kl_k3
+from textgym.tasks import CopyEnv
 
 BETA = 0.1
 
@@ -41,13 +42,13 @@ def test_per_step_ref_logprobs_and_shaped_reward_match_the_logits(sharp_bundle, 
     rng = np.random.default_rng(0)
     for seed in range(3):
         obs, _ = env.reset(seed=seed)
-        prompt = prompt_ids(obs, env.batch.prompt_budget)
+        prompt = prompt_ids(obs, env.prompt_budget)
         # Non-EOS tokens up to the budget: a budget ending.
         actions = [int(a) for a in rng.choice([a for a in range(env.action_space.n) if a != eos], 10)]
         policy_lp = [float(-rng.uniform(0.1, 3.0)) for _ in actions] if announce else None
         steps = run_episode(env, actions, policy_lp)
         taken = actions[: len(steps)]
-        assert len(steps) == env.batch.generation_budget
+        assert len(steps) == env.generation_budget
         expected_ref = independent_ref_logprobs(sharp_bundle.model, prompt, taken)
         for t, (reward, terminated, truncated, info) in enumerate(steps):
             assert info["ref_logprob"] == pytest.approx(float(expected_ref[t]), abs=1e-4)
@@ -78,7 +79,7 @@ def test_per_step_ref_logprobs_and_shaped_reward_match_the_logits(sharp_bundle, 
 def test_eos_ending_pays_the_score_on_the_eos_step(copy_bundle):
     env = CopyEnv(model=copy_bundle, kl_coef=0.0)
     obs, info = env.reset(seed=1)
-    target = env.batch.examples[0]["target"].split()
+    target = env.examples[0]["target"].split()
     answer = copy_bundle.tokenizer(" ".join(target), add_special_tokens=False)["input_ids"]
     assert len(answer) == len(target)  # one token per symbol
     steps = run_episode(env, [*answer, copy_bundle.eos_token_ids[0]])
@@ -120,9 +121,9 @@ def test_deferred_reference_matches_per_step_delivery(sharp_bundle):
 def test_vector_env_ref_logprobs_survive_autoreset_and_uneven_prompts(sharp_bundle):
     """Envs that restart mid-batch get their prompt spliced into the shared KV cache; every env's
     reference log-probs must still equal the unpadded computation."""
-    envs = CopyVectorEnv(num_envs=4, model=sharp_bundle, kl_coef=BETA, min_length=1, max_length=4)
+    envs = make_vector_env(CopyEnv, num_envs=4, model=sharp_bundle, kl_coef=BETA, min_length=1, max_length=4)
     obs, _ = envs.reset(seed=0)
-    P = envs.batch.prompt_budget
+    P = envs.prompt_budget
     eos = sharp_bundle.eos_token_ids[0]
     rng = np.random.default_rng(0)
     current = [prompt_ids({k: v[i].numpy() for k, v in obs.items()}, P) for i in range(4)]
@@ -172,14 +173,14 @@ def test_adaptive_kl_coef_moves_with_measured_kl(sharp_bundle):
 
 def test_kl_off_loads_no_reference(copy_bundle):
     env = gym.make("textgym/Copy-v0", model=copy_bundle, kl_coef=0.0)
-    assert env.unwrapped.batch.ref is None and env.unwrapped.batch.ref_lm is None
+    assert env.unwrapped.ref_model is None
     env.reset(seed=0)
     _, _, _, _, info = env.step(1)
     assert "ref_logprob" not in info and info["non_score_reward"] == 0.0
 
 
 def test_vector_env_device_tensors(copy_bundle):
-    envs = CopyVectorEnv(num_envs=2, model=copy_bundle, kl_coef=BETA)
+    envs = make_vector_env(CopyEnv, num_envs=2, model=copy_bundle, kl_coef=BETA)
     obs, _ = envs.reset(seed=0)
     assert obs["input_ids"].dtype == torch.int64 and obs["input_ids"].device == envs.device
     envs.set_action_logprobs(torch.tensor([-1.0, -2.0]))
@@ -189,3 +190,30 @@ def test_vector_env_device_tensors(copy_bundle):
     np.testing.assert_allclose(
         infos["kl"].numpy(), np.array([-1.0, -2.0]) - infos["ref_logprob"].numpy(), atol=1e-6
     )
+
+
+def test_sampled_episodes_carry_what_the_env_paid_per_token_in_both_delivery_modes(sharp_bundle):
+    from gymnasium.vector import AutoresetMode
+
+    from textgym.rollout import sample_episodes
+
+    runs = {}
+    for timing in ("step", "episode_end"):
+        envs = make_vector_env(
+            CopyEnv,
+            num_envs=4,
+            model=sharp_bundle,
+            kl_coef=BETA,
+            ref_logprobs=timing,
+            autoreset_mode=AutoresetMode.DISABLED,
+        )
+        runs[timing] = sample_episodes(envs, sharp_bundle.model, seed=0)
+    step, deferred = runs["step"], runs["episode_end"]
+    torch.testing.assert_close(step.tokens, deferred.tokens)
+    mask = step.completion_mask
+    shaping = -BETA * (step.logprobs - step.ref_logprobs) * mask  # (N, T) from the logits, independently
+    last = torch.as_tensor(step.lengths) - 1
+    shaping[torch.arange(4), last] += torch.as_tensor(step.scores)
+    for episodes in (step, deferred):  # the score sits on the last token, the shaping on its own token
+        torch.testing.assert_close(episodes.rewards, shaping, atol=1e-5, rtol=0)
+        assert (episodes.rewards[mask == 0] == 0).all()

@@ -8,7 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from textgym.envs import CopyEnv, CopyVectorEnv
+from textgym.envs import make_vector_env
+from textgym.tasks import CopyEnv
 
 
 def check_layout(ids: np.ndarray, mask: np.ndarray, prompt_budget: int, generated: int, pad: int) -> None:
@@ -24,7 +25,7 @@ def check_layout(ids: np.ndarray, mask: np.ndarray, prompt_budget: int, generate
 def test_single_env_random_actions(copy_bundle, seed, actions):
     env = CopyEnv(model=copy_bundle, kl_coef=0.05)
     obs, _ = env.reset(seed=seed)
-    P = env.batch.prompt_budget
+    P = env.prompt_budget
     generated = 0
     for action in actions:
         obs, reward, terminated, truncated, info = env.step(action % env.action_space.n)
@@ -33,7 +34,7 @@ def test_single_env_random_actions(copy_bundle, seed, actions):
         assert np.isfinite(reward) and truncated is False
         check_layout(obs["input_ids"], obs["attention_mask"], P, generated, copy_bundle.pad_token_id)
         if terminated:
-            assert info["completion_length"] == generated <= env.batch.generation_budget
+            assert info["completion_length"] == generated <= env.generation_budget
             obs, _ = env.reset(seed=seed)
             generated = 0
 
@@ -44,9 +45,9 @@ def test_single_env_random_actions(copy_bundle, seed, actions):
     steps=st.lists(st.lists(st.integers(0, 15), min_size=3, max_size=3), min_size=1, max_size=15),
 )
 def test_vector_env_random_actions(copy_bundle, seed, steps):
-    envs = CopyVectorEnv(num_envs=3, model=copy_bundle, kl_coef=0.05)
+    envs = make_vector_env(CopyEnv, num_envs=3, model=copy_bundle, kl_coef=0.05)
     obs, _ = envs.reset(seed=seed)
-    P = envs.batch.prompt_budget
+    P = envs.prompt_budget
     generated = np.zeros(3, dtype=int)
     restarting = np.zeros(3, dtype=bool)
     for actions in steps:

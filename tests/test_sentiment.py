@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
 
-from textgym.envs.sentiment import SentimentEnv, SentimentVectorEnv
+from textgym.envs import make_vector_env
 from textgym.models import load_model
 from textgym.rewards.sentiment import negative_sentiment, vader_sentiment
-from textgym.tasks.sentiment import INSTRUCTION, SentimentTask, load_openings, split_of
+from textgym.tasks.sentiment import INSTRUCTION, SentimentEnv, SentimentTask, load_openings
 
 POSITIVE = " turned out to be wonderful. A brilliant, funny and beautiful film that I loved."
 NEGATIVE = " were a complete waste of time. A dull, ugly and painfully boring mess that I hated."
@@ -71,7 +71,7 @@ def test_split_is_fixed_disjoint_and_about_a_fifth():
     train, test = set(task.openings["train"]), set(task.openings["test"])
     assert not train & test and train | test == set(load_openings())
     assert 0.15 <= len(test) / len(load_openings()) <= 0.25
-    assert all(split_of(o) == "test" for o in test)
+    assert all(SentimentTask().split_of(o) == "test" for o in test)
     drawn_test = {ex["opening"] for ex in draw(task, "test", seed=0, n=400)}
     drawn_train = {ex["opening"] for ex in draw(task, "train", seed=0, n=400)}
     assert drawn_test <= test and drawn_train <= train
@@ -91,18 +91,18 @@ def test_sampling_is_deterministic_under_a_seed():
 @pytest.mark.slow
 def test_scripted_episode_on_the_default_model_scores_its_vader():
     env = SentimentEnv(kl_coef=0.05)  # the task's default model, SmolLM2-135M-Instruct
-    batch = env.batch
     obs, info = env.reset(seed=0)
-    assert info["prompt"].startswith(INSTRUCTION) and batch.use_chat_template
+    assert info["prompt"].startswith(INSTRUCTION)
     assert obs["input_ids"].shape == (96 + 32,)
-    prompt_ids = obs["input_ids"][: batch.prompt_budget][obs["attention_mask"][: batch.prompt_budget] == 1]
-    assert batch.examples[0]["opening"] in batch.tokenizer.decode(prompt_ids)
+    prompt_ids = obs["input_ids"][: env.prompt_budget][obs["attention_mask"][: env.prompt_budget] == 1]
+    assert "<|im_start|>assistant" in env.tokenizer.decode(prompt_ids)
+    assert env.examples[0]["opening"] in env.tokenizer.decode(prompt_ids)
 
     actions = [
-        *batch.tokenizer(POSITIVE, add_special_tokens=False)["input_ids"],
-        batch.policy.eos_token_ids[0],
+        *env.tokenizer(POSITIVE, add_special_tokens=False)["input_ids"],
+        env.eos_token_ids[0],
     ]
-    assert len(actions) <= batch.generation_budget
+    assert len(actions) <= env.generation_budget
     for i, action in enumerate(actions):
         obs, reward, terminated, truncated, info = env.step(action)
         assert terminated == (i == len(actions) - 1) and not truncated
@@ -115,8 +115,13 @@ def test_scripted_episode_on_the_default_model_scores_its_vader():
 @pytest.mark.slow
 def test_vector_env_pays_the_negative_target():
     bundle = load_model("smollm2")
-    envs = SentimentVectorEnv(
-        num_envs=2, model=bundle, target="negative", kl_coef=0.0, autoreset_mode=AutoresetMode.DISABLED
+    envs = make_vector_env(
+        SentimentEnv,
+        num_envs=2,
+        model=bundle,
+        target="negative",
+        kl_coef=0.0,
+        autoreset_mode=AutoresetMode.DISABLED,
     )
     envs.reset(seed=0)
     eos = bundle.eos_token_ids[0]

@@ -49,14 +49,14 @@ def test_splits_are_fixed_and_disjoint(task):
 
 def test_tokens_that_decode_to_nothing_do_not_pass_for_a_clean_stop(copy_bundle):
     """Padding the answer with BOS/PAD (which skip_special_tokens would hide) must not score the optimum."""
-    from textgym.envs import CopyEnv
+    from textgym.tasks import CopyEnv
 
     env = CopyEnv(model=copy_bundle)
     env.reset(seed=0)
-    target = env.batch.examples[0]["target"]
+    target = env.examples[0]["target"]
     answer = copy_bundle.tokenizer(target, add_special_tokens=False)["input_ids"]
     bos, pad = copy_bundle.tokenizer.bos_token_id, copy_bundle.tokenizer.pad_token_id
-    actions = (answer + [bos, pad] * 4)[: env.batch.generation_budget]
+    actions = (answer + [bos, pad] * 4)[: env.generation_budget]
     for action in actions:
         _, _, terminated, _, info = env.step(action)
     assert terminated and info["stopped"] is False

@@ -7,11 +7,12 @@ import pytest
 import torch
 from gymnasium.vector import AutoresetMode
 
-from textgym.envs import CopyEnv, CopyVectorEnv
+from textgym.envs import make_vector_env
+from textgym.tasks import CopyEnv
 
 
 def test_env_i_draws_what_a_single_env_seeded_s_plus_i_draws(copy_bundle):
-    envs = CopyVectorEnv(num_envs=3, model=copy_bundle)
+    envs = make_vector_env(CopyEnv, num_envs=3, model=copy_bundle)
     single = CopyEnv(model=copy_bundle)
     obs, infos = envs.reset(seed=10)
     for i in range(3):
@@ -22,7 +23,7 @@ def test_env_i_draws_what_a_single_env_seeded_s_plus_i_draws(copy_bundle):
 
 def test_same_seed_same_episodes_different_seed_different(copy_bundle):
     def prompts(seed):
-        envs = CopyVectorEnv(num_envs=4, model=copy_bundle)
+        envs = make_vector_env(CopyEnv, num_envs=4, model=copy_bundle)
         _, infos = envs.reset(seed=seed)
         return list(infos["prompt"])
 
@@ -31,7 +32,7 @@ def test_same_seed_same_episodes_different_seed_different(copy_bundle):
 
 
 def test_list_of_seeds(copy_bundle):
-    envs = CopyVectorEnv(num_envs=2, model=copy_bundle)
+    envs = make_vector_env(CopyEnv, num_envs=2, model=copy_bundle)
     a, _ = envs.reset(seed=[5, 6])
     b, _ = envs.reset(seed=5)
     torch.testing.assert_close(a["input_ids"], b["input_ids"])
@@ -40,28 +41,28 @@ def test_list_of_seeds(copy_bundle):
 
 
 def test_next_step_autoreset(copy_bundle):
-    envs = CopyVectorEnv(num_envs=2, model=copy_bundle)
+    envs = make_vector_env(CopyEnv, num_envs=2, model=copy_bundle)
     eos = copy_bundle.eos_token_ids[0]
     envs.reset(seed=0)
     _, reward, terminated, _, infos = envs.step(np.array([eos, 5]))
     assert terminated.tolist() == [True, False]
     assert infos["_score"].tolist() == [True, False]
-    first_prompt = envs.batch.examples[0]["prompt"]
+    first_prompt = envs.examples[0]["prompt"]
     obs, reward, terminated, _, infos = envs.step(np.array([5, 5]))  # env 0's action is ignored: it resets
     assert reward[0] == 0.0 and not terminated[0]
-    assert int(obs["attention_mask"][0, envs.batch.prompt_budget :].sum()) == 0  # a fresh episode
-    assert int(obs["attention_mask"][1, envs.batch.prompt_budget :].sum()) == 2
+    assert int(obs["attention_mask"][0, envs.prompt_budget :].sum()) == 0  # a fresh episode
+    assert int(obs["attention_mask"][1, envs.prompt_budget :].sum()) == 2
     assert not infos["_non_score_reward"][0] and infos["_non_score_reward"][1]
     assert isinstance(first_prompt, str)
 
 
 def test_disabled_autoreset_freezes_finished_envs_until_reset_mask(copy_bundle):
-    envs = CopyVectorEnv(num_envs=2, model=copy_bundle, autoreset_mode=AutoresetMode.DISABLED)
+    envs = make_vector_env(CopyEnv, num_envs=2, model=copy_bundle, autoreset_mode=AutoresetMode.DISABLED)
     assert envs.metadata["autoreset_mode"] == AutoresetMode.DISABLED
     eos = copy_bundle.eos_token_ids[0]
     obs0, _ = envs.reset(seed=0)
-    envs.step(np.array([eos, 5]))
-    frozen = envs.batch.observation()["input_ids"][0].clone()
+    obs, _, _, _, _ = envs.step(np.array([eos, 5]))
+    frozen = obs["input_ids"][0].clone()
     obs, reward, terminated, _, _ = envs.step(np.array([5, 5]))
     torch.testing.assert_close(obs["input_ids"][0], frozen)  # env 0 sits out
     assert reward[0] == 0.0 and not terminated[0]
@@ -70,13 +71,14 @@ def test_disabled_autoreset_freezes_finished_envs_until_reset_mask(copy_bundle):
         envs.step(np.array([5, 5]))
     obs, infos = envs.reset(options={"reset_mask": np.array([True, False])})
     assert infos["_prompt"].tolist() == [True, False]
-    assert envs.batch.running.tolist() == [True, False]
-    obs, _, terminated, _, _ = envs.step(np.array([eos, 5]))
-    assert terminated.tolist() == [True, False]
+    ended = obs["input_ids"][1].clone()
+    obs, reward, terminated, _, _ = envs.step(np.array([eos, 5]))
+    assert terminated.tolist() == [True, False]  # env 1 still sits out
+    assert reward[1] == 0.0 and torch.equal(obs["input_ids"][1], ended)
 
 
 def test_render_modes(copy_bundle, capsys):
-    envs = CopyVectorEnv(num_envs=2, model=copy_bundle, render_mode="ansi")
+    envs = make_vector_env(CopyEnv, num_envs=2, model=copy_bundle, render_mode="ansi")
     _, infos = envs.reset(seed=0)
     texts = envs.render()
     assert len(texts) == 2 and infos["prompt"][0] in texts[0]
@@ -86,7 +88,7 @@ def test_render_modes(copy_bundle, capsys):
 
 
 def test_numpy_backend(copy_bundle):
-    envs = CopyVectorEnv(num_envs=2, model=copy_bundle, kl_coef=0.1, array_backend="numpy")
+    envs = make_vector_env(CopyEnv, num_envs=2, model=copy_bundle, kl_coef=0.1, array_backend="numpy")
     obs, _ = envs.reset(seed=0)
     assert isinstance(obs["input_ids"], np.ndarray) and obs["input_ids"].dtype == np.int64
     assert envs.observation_space.contains(obs)
@@ -94,7 +96,7 @@ def test_numpy_backend(copy_bundle):
     assert reward.dtype == np.float32 and terminated.dtype == np.bool_ and truncated.dtype == np.bool_
     assert isinstance(infos["ref_logprob"], np.ndarray) and infos["_score"].tolist() == [False, True]
     with pytest.raises(ValueError, match="array_backend"):
-        CopyVectorEnv(num_envs=2, model=copy_bundle, array_backend="jax")
+        make_vector_env(CopyEnv, num_envs=2, model=copy_bundle, array_backend="jax")
 
 
 def test_ids_with_module_prefix_work_from_id_only_libraries():

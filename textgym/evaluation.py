@@ -14,7 +14,7 @@ from gymnasium.vector import AutoresetMode
 
 from textgym.rollout import Episodes, PredictPolicy, sample_episodes
 
-Policy = torch.nn.Module | PredictPolicy | Literal["reference"]
+Agent = torch.nn.Module | PredictPolicy | Literal["reference"]
 
 
 @dataclass
@@ -49,7 +49,7 @@ def distinct_n(texts: list[str], n: int) -> float:
 
 
 def evaluate(
-    policy: Policy,
+    agent: Agent,
     env_id: str,
     episodes: int = 64,
     *,
@@ -60,12 +60,13 @@ def evaluate(
     deterministic: bool = False,
     **env_kwargs: Any,
 ) -> Evaluation:
-    """Run ``episodes`` episodes of ``policy`` on ``env_id`` and measure them.
+    """Run ``episodes`` episodes of ``agent`` on ``env_id`` and measure them.
 
     Args:
-        policy: a Hugging Face causal LM sharing the env's tokenizer; an object with SB3-style
-            ``predict(obs, deterministic=...)`` (its KL is unknown: NaN); or ``"reference"`` to sample
-            from the env's own (reference) model, the zero-shot baseline.
+        agent: what writes the completions. A causal LM sharing the env's tokenizer, sampled with a KV
+            cache (a textgym agent's is ``agent.policy.lm``; ``agent.evaluate()`` passes it); any object
+            with SB3-style ``predict(obs, deterministic=...)`` (its KL is unknown: NaN); or
+            ``"reference"`` to sample from the env's own (reference) model, the zero-shot baseline.
         env_id: a registered id, e.g. ``"textgym/Sentiment-v0"``.
         episodes: how many episodes (rounded up to a multiple of ``num_envs``).
         split: the task split the prompts come from; ``"test"`` holds prompts never trained on.
@@ -89,17 +90,15 @@ def evaluate(
         autoreset_mode=AutoresetMode.DISABLED,
         **env_kwargs,
     )
-    if isinstance(policy, str):
-        if policy != "reference":
-            raise ValueError(
-                f"policy must be a model, an object with predict, or 'reference'; got {policy!r}"
-            )
-        policy = envs.unwrapped.batch.ref.model
+    if isinstance(agent, str):
+        if agent != "reference":
+            raise ValueError(f"agent must be a model, an object with predict, or 'reference'; got {agent!r}")
+        agent = envs.unwrapped.ref_model.model
     generator = torch.Generator(device=envs.unwrapped.device).manual_seed(seed)
     runs: list[Episodes] = [
         sample_episodes(
             envs,
-            policy,
+            agent,
             seed=seed + b * num_envs,
             temperature=temperature,
             deterministic=deterministic,

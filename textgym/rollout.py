@@ -36,7 +36,6 @@ class Episodes:
     prompts: list[str]
     completions: list[str]
     scores: np.ndarray  # (N,) float32 task score
-    returns: np.ndarray  # (N,) float32 sum of env rewards (score + shaping)
     lengths: np.ndarray  # (N,) int64 generated tokens
     stopped: np.ndarray  # (N,) bool: ended by EOS or a stop sequence (not by the budget)
     kl: np.ndarray  # (N,) float32 sum over tokens of log pi - log pi_ref (k1); NaN when unknown
@@ -45,6 +44,22 @@ class Episodes:
     tokens: torch.Tensor  # (N, T) int64 generated tokens, padded with the pad id
     logprobs: torch.Tensor  # (N, T) float32 log pi of the sampled tokens, 0 past the end (LM policies)
     ref_logprobs: torch.Tensor  # (N, T) float32 log pi_ref of the sampled tokens, 0 past the end
+    # (N, T) float32: what the env paid for each token (KL shaping, plus the score on the last one), 0 past
+    # the end. With deferred reference delivery (ref_logprobs="episode_end") the env pays the summed
+    # shaping on the last step; here it stands at the tokens it belongs to (info["non_score_rewards"]).
+    rewards: torch.Tensor
+
+    @property
+    def returns(self) -> torch.Tensor:
+        """``(N,)`` each episode's total reward, the sum of what the env paid over its steps."""
+        return self.rewards.sum(-1)
+
+    @property
+    def completion_mask(self) -> torch.Tensor:
+        """``(N, T)`` float32, 1 on generated tokens."""
+        T = self.tokens.shape[1]
+        lengths = torch.as_tensor(self.lengths, device=self.tokens.device)
+        return (torch.arange(T, device=self.tokens.device)[None, :] < lengths[:, None]).float()
 
 
 class _LMSampler:
@@ -60,12 +75,12 @@ class _LMSampler:
         suppress_eos: bool,
         generator: torch.Generator,
     ) -> None:
-        batch = envs.batch
-        P = batch.prompt_budget
+        P = envs.prompt_budget
         width = int(obs["attention_mask"][:, :P].sum(-1).max())
-        self.lm = CachedLM(model, batch.pad_token_id)
+        self.lm = CachedLM(model, envs.pad_token_id)
         self.lm.prefill(obs["input_ids"][:, P - width : P], obs["attention_mask"][:, P - width : P])
-        self.vocab_size, self.eos = batch.vocab_size, batch.eos
+        self.vocab_size = envs.vocab_size
+        self.eos = torch.tensor(envs.eos_token_ids, device=envs.device)
         self.temperature, self.deterministic, self.suppress_eos = temperature, deterministic, suppress_eos
         self.generator = generator
 
@@ -128,9 +143,9 @@ def sample_episodes(
         raise ValueError("sample_episodes needs a vector env made with autoreset_mode=AutoresetMode.DISABLED")
     if getattr(envs, "array_backend", "torch") != "torch":
         raise ValueError("sample_episodes needs a vector env with array_backend='torch'")
-    batch, device = envs.batch, envs.device
+    device = envs.device
     obs, infos = envs.reset(seed=seed)
-    P = batch.prompt_budget
+    P = envs.prompt_budget
     prompt_ids, prompt_mask = obs["input_ids"][:, :P].clone(), obs["attention_mask"][:, :P].clone()
     if isinstance(policy, torch.nn.Module):  # a causal LM, or a module that calls one (a LoRA view)
         if generator is None:
@@ -145,11 +160,11 @@ def sample_episodes(
             f"got {type(policy).__name__}"
         )
 
-    N, T = envs.num_envs, batch.generation_budget
-    tokens = torch.full((N, T), batch.pad_token_id, dtype=torch.long, device=device)
+    N, T = envs.num_envs, envs.generation_budget
+    tokens = torch.full((N, T), envs.pad_token_id, dtype=torch.long, device=device)
     logprobs = torch.zeros((N, T), dtype=torch.float32, device=device)
     ref_logprobs = torch.zeros((N, T), dtype=torch.float32, device=device)
-    returns = torch.zeros(N, dtype=torch.float32, device=device)
+    rewards = torch.zeros((N, T), dtype=torch.float32, device=device)
     scores = torch.zeros(N, dtype=torch.float32, device=device)
     lengths = torch.zeros(N, dtype=torch.long, device=device)
     stopped = torch.zeros(N, dtype=torch.bool, device=device)
@@ -158,6 +173,7 @@ def sample_episodes(
     )  # known only with announced log-probs
     completions = [""] * N
     running = torch.ones(N, dtype=torch.bool, device=device)
+    num_running = N
     for t in range(T):
         actions, action_logp = sampler.act(obs)
         if action_logp is not None:
@@ -169,7 +185,7 @@ def sample_episodes(
             logprobs[:, t] = torch.where(running, action_logp, 0.0)
         if "ref_logprob" in info:
             ref_logprobs[:, t] = torch.where(running, info["ref_logprob"], 0.0)
-        returns += reward
+        rewards[:, t] = reward  # 0 for envs that already ended
         if "score" in info:  # some episode ended this step
             scores[terminated] = info["score"][terminated]
             lengths[terminated] = info["completion_length"][terminated]
@@ -178,17 +194,22 @@ def sample_episodes(
                 kl[terminated] = info["episode_kl"][terminated]
             if "ref_logprobs" in info:  # deferred reference: all of an episode's log-probs at its end
                 ref_logprobs[terminated] = info["ref_logprobs"][terminated]
-            for i in terminated.nonzero()[:, 0].tolist():
+            ended_rows = terminated.nonzero()[:, 0].tolist()
+            if "non_score_rewards" in info:
+                # Deferred reference: the last step paid the summed shaping; each token gets its own share.
+                rewards[ended_rows] = info["non_score_rewards"][ended_rows]
+                rewards[ended_rows, t] += info["score"][ended_rows]
+            for i in ended_rows:
                 completions[i] = info["completion"][i]
             running &= ~terminated
-        if not batch.num_running:
+            num_running -= len(ended_rows)
+        if not num_running:
             break
-        sampler.advance(actions, None if batch.num_running == N else running)
+        sampler.advance(actions, None if num_running == N else running)
     return Episodes(
         prompts=list(infos["prompt"]),
         completions=completions,
         scores=scores.cpu().numpy(),
-        returns=returns.cpu().numpy(),
         lengths=lengths.cpu().numpy(),
         stopped=stopped.cpu().numpy(),
         kl=kl.cpu().numpy(),
@@ -197,4 +218,5 @@ def sample_episodes(
         tokens=tokens,
         logprobs=logprobs,
         ref_logprobs=ref_logprobs,
+        rewards=rewards,
     )

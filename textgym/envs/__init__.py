@@ -1,34 +1,9 @@
-"""Gymnasium environments over text generation."""
+"""Gymnasium environments over text generation: the single and the vector face of one engine.
 
-from textgym.envs.arithmetic import ArithmeticEnv, ArithmeticVectorEnv
-from textgym.envs.generation_batch import GenerationBatch
-from textgym.envs.keywords import KeywordsEnv, KeywordsVectorEnv
-from textgym.envs.sentiment import SentimentEnv, SentimentVectorEnv
+The engine (``generation_batch``) is private to this package; callers use the faces' public attributes.
+"""
+
 from textgym.envs.text_env import TextEnv
-from textgym.envs.text_vector_env import TextVectorEnv
-from textgym.envs.toy import (
-    CopyEnv,
-    CopyVectorEnv,
-    PatternEnv,
-    PatternVectorEnv,
-    ReverseEnv,
-    ReverseVectorEnv,
-)
+from textgym.envs.text_vector_env import TextVectorEnv, make_vector_env
 
-__all__ = [
-    "ArithmeticEnv",
-    "ArithmeticVectorEnv",
-    "CopyEnv",
-    "CopyVectorEnv",
-    "GenerationBatch",
-    "KeywordsEnv",
-    "KeywordsVectorEnv",
-    "PatternEnv",
-    "PatternVectorEnv",
-    "ReverseEnv",
-    "ReverseVectorEnv",
-    "SentimentEnv",
-    "SentimentVectorEnv",
-    "TextEnv",
-    "TextVectorEnv",
-]
+__all__ = ["TextEnv", "TextVectorEnv", "make_vector_env"]

@@ -18,13 +18,14 @@ import torch
 
 from textgym.importing import import_object
 from textgym.kl import kl_k1, kl_k3, make_kl_controller
-from textgym.models import CachedLM, ModelBundle, load_model
+from textgym.models import CachedLM, ModelBundle, load_model, tiny_model
 from textgym.models.cached_lm import token_logprobs
 from textgym.rewards import RewardFn, resolve_reward, score_completions
-from textgym.tasks import Example, Task
+from textgym.task import TINY, Example, Task
 
 ModelSpec = str | ModelBundle | None
 RefTiming = Literal["step", "episode_end"]
+KLUpdate = Literal["env", "caller"]
 
 
 @dataclass
@@ -55,6 +56,7 @@ class GenerationBatch:
         kl_coef: float | None = None,
         kl_target: float | None = None,
         kl_horizon: int = 10_000,
+        kl_update: KLUpdate = "env",
         ref_logprobs: RefTiming = "step",
         prompt_budget: int | None = None,
         generation_budget: int | None = None,
@@ -68,12 +70,14 @@ class GenerationBatch:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         if ref_logprobs not in ("step", "episode_end"):
             raise ValueError(f"ref_logprobs must be 'step' or 'episode_end', got {ref_logprobs!r}")
+        if kl_update not in ("env", "caller"):
+            raise ValueError(f"kl_update must be 'env' or 'caller', got {kl_update!r}")
         if prompt_overflow not in ("truncate", "error"):
             raise ValueError(f"prompt_overflow must be 'truncate' or 'error', got {prompt_overflow!r}")
         task.check_split(split)
         self.task, self.num_envs, self.split = task, num_envs, split
         self.device = torch.device(device)
-        self.prompt_overflow, self.ref_timing = prompt_overflow, ref_logprobs
+        self.prompt_overflow, self.ref_timing, self.kl_update = prompt_overflow, ref_logprobs, kl_update
         self.stop_sequences = tuple(stop_sequences)
         if any(not isinstance(stop, str) or not stop for stop in self.stop_sequences):
             raise ValueError(f"stop_sequences must be non-empty strings, got {stop_sequences!r}")
@@ -85,20 +89,20 @@ class GenerationBatch:
                 f"generation_budget={self.generation_budget}"
             )
 
-        self.policy = (
+        self.model = (
             self._resolve_model(model, "model") if model is not None else task.build_model(str(self.device))
         )
-        self._check_device(self.policy, "model")
-        self.tokenizer = self.policy.tokenizer
-        self.vocab_size = self.policy.vocab_size
-        self.pad_token_id = self.policy.pad_token_id
-        self.eos = torch.tensor(self.policy.eos_token_ids, dtype=torch.long, device=self.device)
+        self._check_device(self.model, "model")
+        self.tokenizer = self.model.tokenizer
+        self.vocab_size = self.model.vocab_size
+        self.pad_token_id = self.model.pad_token_id
+        self.eos = torch.tensor(self.model.eos_token_ids, dtype=torch.long, device=self.device)
         self.use_chat_template = (
             bool(self.tokenizer.chat_template) if chat_template is None else chat_template
         )
         if self.use_chat_template and not self.tokenizer.chat_template:
             raise ValueError(
-                f"chat_template=True but the tokenizer of {self.policy.name!r} has no chat template"
+                f"chat_template=True but the tokenizer of {self.model.name!r} has no chat template"
             )
 
         self.reward_fn = resolve_reward(reward_fn) if reward_fn is not None else task.reward
@@ -108,12 +112,12 @@ class GenerationBatch:
         shaping = self.kl.value > 0 or kl_target is not None
         self.ref: ModelBundle | None = None
         if shaping:  # no reference model is loaded when KL shaping is off
-            self.ref = self.policy if ref_model is None else self._resolve_model(ref_model, "ref_model")
+            self.ref = self.model if ref_model is None else self._resolve_model(ref_model, "ref_model")
             self._check_device(self.ref, "ref_model")
             if self.ref.vocab_size != self.vocab_size:
                 raise ValueError(
-                    f"ref_model {self.ref.name!r} has {self.ref.vocab_size} logits, the policy model "
-                    f"{self.policy.name!r} has {self.vocab_size}: they must share one tokenizer"
+                    f"ref_model {self.ref.name!r} has {self.ref.vocab_size} logits, the env's model "
+                    f"{self.model.name!r} has {self.vocab_size}: they must share one tokenizer"
                 )
         self.ref_lm = (
             CachedLM(self.ref.model, self.pad_token_id) if self.ref and ref_logprobs == "step" else None
@@ -138,8 +142,8 @@ class GenerationBatch:
         if isinstance(spec, ModelBundle):
             return spec
         if isinstance(spec, str):
-            if spec == "tiny" and hasattr(self.task, "corpus"):
-                return self.task.build_model(str(self.device))
+            if spec == TINY:
+                return tiny_model(self.task.corpus(), device=self.device)
             return load_model(spec, device=self.device)
         raise TypeError(
             f"{what} must be a model name or path (str) or a textgym.models.ModelBundle, "
@@ -154,10 +158,6 @@ class GenerationBatch:
                 f"{what} {bundle.name!r} is on {bundle.device} but the environment was asked for "
                 f"device={self.device}: move the model or pass device='{bundle.device}'"
             )
-
-    @property
-    def kl_coef(self) -> float:
-        return self.kl.value
 
     # ------------------------------------------------------------------------------------------ reset
     def encode_prompt(self, prompt: str) -> list[int]:
@@ -339,7 +339,7 @@ class GenerationBatch:
         """
         P = self.prompt_budget
         ids = self.input_ids[row, P : P + length].tolist()
-        if ids and ids[-1] in self.policy.eos_token_ids:
+        if ids and ids[-1] in self.model.eos_token_ids:
             ids = ids[:-1]
         return self.tokenizer.decode(ids, skip_special_tokens=False)
 
@@ -373,7 +373,8 @@ class GenerationBatch:
             seq_kl = kl_k1(pol, ref).sum(-1)
             final["episode_kl"] = per_env(torch.where(complete, seq_kl, 0.0))
             final["episode_kl_k3"] = per_env(torch.where(complete, (kl_k3(pol, ref) * valid).sum(-1), 0.0))
-            self.kl.update(float(seq_kl[complete].mean()), int(complete.sum()))
+            if self.kl_update == "env":
+                self.kl.update(float(seq_kl[complete].mean()), int(complete.sum()))
 
     # ------------------------------------------------------------------------------------------ views
     def observation(self) -> dict[str, torch.Tensor]:
@@ -425,7 +426,7 @@ class GenerationBatch:
 
 
 def make_batch(
-    task: Task | str | None, task_class: type[Task] | None, num_envs: int, kwargs: dict[str, Any]
+    task: Task | type[Task] | str | None, task_class: type[Task] | None, num_envs: int, kwargs: dict[str, Any]
 ) -> GenerationBatch:
     """Build a batch from env keyword arguments: the engine's own go to it, any others to the task."""
     engine_keys = set(inspect.signature(GenerationBatch.__init__).parameters) - {"self", "task", "num_envs"}
@@ -445,5 +446,5 @@ def make_batch(
     elif task_kwargs:
         raise TypeError(f"unexpected keyword arguments {sorted(task_kwargs)} for a ready-made task {task!r}")
     if not isinstance(task, Task):
-        raise TypeError(f"task must be a textgym.tasks.Task or its import string, got {task!r}")
+        raise TypeError(f"task must be a textgym.task.Task or its import string, got {task!r}")
     return GenerationBatch(task, num_envs, **engine_kwargs)

@@ -10,7 +10,10 @@ import torch
 from gymnasium import spaces
 
 from textgym.envs.generation_batch import GenerationBatch, StepOutcome, make_batch
-from textgym.tasks import Task
+from textgym.kl import KLController
+from textgym.models import ModelBundle
+from textgym.rewards import RewardFn
+from textgym.task import Example, Task
 
 
 def token_spaces(length: int, vocab_size: int) -> spaces.Dict:
@@ -23,7 +26,88 @@ def token_spaces(length: int, vocab_size: int) -> spaces.Dict:
     )
 
 
-class TextEnv(gym.Env[dict[str, np.ndarray], np.int64]):
+class TextEnvFace:
+    """What callers may read of the engine: the same attributes on :class:`TextEnv` and ``TextVectorEnv``.
+
+    Reach them through wrappers with ``env.unwrapped``. Nothing outside ``textgym.envs`` touches the
+    engine itself.
+    """
+
+    _engine: GenerationBatch
+
+    @property
+    def task(self) -> Task:
+        return self._engine.task
+
+    @property
+    def model(self) -> ModelBundle:
+        """The env's own model (the task's, or ``model=``): tokenizer, action space and default reference."""
+        return self._engine.model
+
+    @property
+    def ref_model(self) -> ModelBundle | None:
+        """The frozen KL reference; None when KL shaping is off."""
+        return self._engine.ref
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._engine.tokenizer
+
+    @property
+    def reward_fn(self) -> RewardFn:
+        return self._engine.reward_fn
+
+    @property
+    def kl_controller(self) -> KLController:
+        """The KL coefficient's controller (``value``, ``update(kl, n)``, ``state_dict()``).
+
+        With ``kl_update="caller"`` the env never moves it: the caller updates it, e.g. once per training
+        iteration from a KL reduced across ranks.
+        """
+        return self._engine.kl
+
+    @property
+    def kl_coef(self) -> float:
+        """The current KL coefficient (it moves under the adaptive controller)."""
+        return self._engine.kl.value
+
+    @property
+    def kl_update(self) -> str:
+        """``"env"``: the env moves an adaptive beta as episodes end; ``"caller"``: its caller does."""
+        return self._engine.kl_update
+
+    @property
+    def prompt_budget(self) -> int:
+        return self._engine.prompt_budget
+
+    @property
+    def generation_budget(self) -> int:
+        return self._engine.generation_budget
+
+    @property
+    def vocab_size(self) -> int:
+        """``V``: the model's logits dimension, the size of the action space."""
+        return self._engine.vocab_size
+
+    @property
+    def pad_token_id(self) -> int:
+        return self._engine.pad_token_id
+
+    @property
+    def eos_token_ids(self) -> tuple[int, ...]:
+        return self._engine.model.eos_token_ids
+
+    @property
+    def examples(self) -> list[Example | None]:
+        """The example (prompt and reward columns) of each env's current episode; None before a reset."""
+        return list(self._engine.examples)
+
+    def encode_prompt(self, prompt: str) -> list[int]:
+        """Token ids of a prompt as the model sees it (chat template included), after the overflow policy."""
+        return self._engine.encode_prompt(prompt)
+
+
+class TextEnv(TextEnvFace, gym.Env[dict[str, np.ndarray], np.int64]):
     """Token-by-token text generation as a Gymnasium environment.
 
     ## Description
@@ -91,6 +175,8 @@ class TextEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     - ``ref_model``: the reference; defaults to the (frozen, shared) policy model. Must share its tokenizer.
     - ``kl_coef``: ``beta``; the task's default when None. ``kl_target``/``kl_horizon``: turn on the
       adaptive (Ziegler) controller, ``kl_target`` in nats per sequence.
+    - ``kl_update``: ``"env"`` (default: the adaptive controller moves as episodes end) or ``"caller"``
+      (the env leaves it alone; the caller updates ``env.kl_controller``, e.g. once per iteration).
     - ``ref_logprobs``: ``"step"`` (default) or ``"episode_end"``, see Rewards.
     - ``prompt_budget``, ``generation_budget``: in tokens; the task's defaults when None.
     - ``prompt_overflow``: ``"truncate"`` (keep the last ``prompt_budget`` tokens, with a warning) or
@@ -118,42 +204,33 @@ class TextEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
     def __init__(self, task: Task | str | None = None, render_mode: str | None = None, **kwargs: Any) -> None:
         self.render_mode = render_mode  # checked by render(), as Gymnasium's own envs do
-        self.batch: GenerationBatch = make_batch(task, self.task_class, 1, kwargs)
-        self.observation_space = token_spaces(self.batch.length, self.batch.vocab_size)
-        self.action_space = spaces.Discrete(self.batch.vocab_size)
-
-    @property
-    def task(self) -> Task:
-        return self.batch.task
-
-    @property
-    def kl_coef(self) -> float:
-        """The current KL coefficient (it moves under the adaptive controller)."""
-        return self.batch.kl_coef
+        self._engine: GenerationBatch = make_batch(task, self.task_class, 1, kwargs)
+        self.observation_space = token_spaces(self._engine.length, self._engine.vocab_size)
+        self.action_space = spaces.Discrete(self._engine.vocab_size)
 
     def set_action_logprobs(self, logprob: float) -> None:
         """Announce ``log pi(a_t|s_t)`` of the action the next :meth:`step` receives (exact KL shaping).
 
         Reach it through wrappers with ``env.unwrapped.set_action_logprobs(lp)``.
         """
-        self.batch.set_action_logprobs(torch.tensor([float(logprob)]))
+        self._engine.set_action_logprobs(torch.tensor([float(logprob)]))
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
-        self.batch.reset_rows([0], [self.np_random])
+        self._engine.reset_rows([0], [self.np_random])
         if self.render_mode == "human":
             self.render()
-        return self._observation(), {"prompt": self.batch.examples[0]["prompt"]}
+        return self._observation(), {"prompt": self._engine.examples[0]["prompt"]}
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        if not bool(self.batch.running[0]):
+        if not bool(self._engine.running[0]):
             raise RuntimeError(
                 "step() called after the episode ended (or before reset()): call reset() first"
             )
-        outcome = self.batch.step(
-            self.batch.validate_actions([_scalar_action(action)]), self.batch.running.clone()
+        outcome = self._engine.step(
+            self._engine.validate_actions([_scalar_action(action)]), self._engine.running.clone()
         )
         if self.render_mode == "human":
             self.render()
@@ -169,14 +246,14 @@ class TextEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     def render(self) -> str | None:
         if not can_render(self.render_mode, self.metadata["render_modes"]):
             return None
-        text = self.batch.render_text(0)
+        text = self._engine.render_text(0)
         if self.render_mode == "human":
             print(text)
             return None
         return text
 
     def _observation(self) -> dict[str, np.ndarray]:
-        return {key: value[0].cpu().numpy() for key, value in self.batch.observation().items()}
+        return {key: value[0].cpu().numpy() for key, value in self._engine.observation().items()}
 
 
 def can_render(render_mode: str | None, render_modes: list[str]) -> bool:

@@ -12,15 +12,30 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from textgym.envs.generation_batch import GenerationBatch, make_batch
-from textgym.envs.text_env import can_render, token_spaces
-from textgym.tasks import Task
+from textgym.envs.text_env import TextEnv, TextEnvFace, can_render, token_spaces
+from textgym.importing import import_object
+from textgym.task import Task
 
 
-class TextVectorEnv(VectorEnv):
+def make_vector_env(env_class: type[TextEnv] | str, num_envs: int, **kwargs: Any) -> TextVectorEnv:
+    """The native vector face of a :class:`TextEnv` subclass (or its import string): same task, batched.
+
+    Registration makes each task's vector entry point from this, so a task writes its env class once.
+    """
+    if isinstance(env_class, str):
+        env_class = import_object(env_class)
+    if not (isinstance(env_class, type) and issubclass(env_class, TextEnv)):
+        raise TypeError(f"expected a TextEnv subclass or its import string, got {env_class!r}")
+    envs = TextVectorEnv(num_envs, task=kwargs.pop("task", env_class.task_class), **kwargs)
+    envs.env_class = env_class
+    return envs
+
+
+class TextVectorEnv(TextEnvFace, VectorEnv):
     """``num_envs`` text-generation episodes stepped together, their state kept as torch tensors.
 
-    Same task, arguments, spaces, rewards and episode ends as :class:`textgym.envs.TextEnv` (its
-    docstring is the manual), batched:
+    Same task, arguments, spaces, rewards and episode ends as :class:`textgym.envs.TextEnv` and the
+    task's env class (``env_class``; its docstring is the task's manual), batched:
 
     - observations, rewards, ``terminated``, ``truncated`` and info values are torch tensors on
       ``device``, or NumPy arrays with ``array_backend="numpy"``; actions may be a tensor, array or list;
@@ -77,27 +92,20 @@ class TextVectorEnv(VectorEnv):
             raise ValueError(f"autoreset_mode must be NEXT_STEP or DISABLED, got {autoreset_mode}")
         self.metadata = {**self.metadata, "autoreset_mode": autoreset_mode}
         self.render_mode = render_mode
-        self.batch: GenerationBatch = make_batch(task, self.task_class, num_envs, kwargs)
+        self._engine: GenerationBatch = make_batch(task, self.task_class, num_envs, kwargs)
+        self.env_class: type[TextEnv] = TextEnv  # the single env whose manual applies (make_vector_env)
         self.num_envs = num_envs
-        self.single_observation_space = token_spaces(self.batch.length, self.batch.vocab_size)
-        self.single_action_space = spaces.Discrete(self.batch.vocab_size)
+        self.single_observation_space = token_spaces(self._engine.length, self._engine.vocab_size)
+        self.single_action_space = spaces.Discrete(self._engine.vocab_size)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
-        self.device = self.batch.device
+        self.device = self._engine.device
         self._rngs: list[np.random.Generator] | None = None
         self._autoreset_rows: list[int] = []  # NEXT_STEP: envs that ended last step, reset by this one
 
-    @property
-    def task(self) -> Task:
-        return self.batch.task
-
-    @property
-    def kl_coef(self) -> float:
-        return self.batch.kl_coef
-
     def set_action_logprobs(self, logprobs: torch.Tensor) -> None:
         """Announce ``log pi(a_t|s_t)`` for the ``(num_envs,)`` actions the next :meth:`step` receives."""
-        self.batch.set_action_logprobs(logprobs)
+        self._engine.set_action_logprobs(logprobs)
 
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
@@ -115,25 +123,25 @@ class TextVectorEnv(VectorEnv):
                 raise ValueError(f"reset_mask must have shape ({self.num_envs},), got {tuple(mask.shape)}")
             rows = mask.nonzero()[:, 0].tolist()
         if rows:
-            self.batch.reset_rows(rows, [self._rngs[r] for r in rows])
+            self._engine.reset_rows(rows, [self._rngs[r] for r in rows])
         self._autoreset_rows = [r for r in self._autoreset_rows if r not in rows]
         if self.render_mode == "human":
             self.render()
-        prompts = np.array([ex["prompt"] if ex else "" for ex in self.batch.examples], dtype=object)
-        return self._out(self.batch.observation()), {"prompt": prompts, "_prompt": self._mask(rows)}
+        prompts = np.array([ex["prompt"] if ex else "" for ex in self._engine.examples], dtype=object)
+        return self._out(self._engine.observation()), {"prompt": prompts, "_prompt": self._mask(rows)}
 
     def step(
         self, actions: Any
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
         if self._rngs is None:
             raise RuntimeError("step() called before reset(): call reset() first")
-        actions = self.batch.validate_actions(actions)
-        if not self.batch.num_running and not self._autoreset_rows:
+        actions = self._engine.validate_actions(actions)
+        if not self._engine.num_running and not self._autoreset_rows:
             raise RuntimeError("step() called when every episode has ended: call reset() first")
-        stepping = self.batch.running.clone()
-        outcome = self.batch.step(actions, stepping)
+        stepping = self._engine.running.clone()
+        outcome = self._engine.step(actions, stepping)
         if self._autoreset_rows:  # NEXT_STEP: the envs that ended last step start over now
-            self.batch.reset_rows(self._autoreset_rows, [self._rngs[r] for r in self._autoreset_rows])
+            self._engine.reset_rows(self._autoreset_rows, [self._rngs[r] for r in self._autoreset_rows])
         if self.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP:
             self._autoreset_rows = outcome.ended_rows
 
@@ -145,7 +153,7 @@ class TextVectorEnv(VectorEnv):
         if self.render_mode == "human":
             self.render()
         truncated = torch.zeros_like(outcome.terminated)
-        return self._out((self.batch.observation(), outcome.reward, outcome.terminated, truncated, infos))
+        return self._out((self._engine.observation(), outcome.reward, outcome.terminated, truncated, infos))
 
     def _out(self, value: Any) -> Any:
         """Outputs as torch tensors on the device, or as NumPy arrays with ``array_backend="numpy"``."""
@@ -162,7 +170,7 @@ class TextVectorEnv(VectorEnv):
     def render(self) -> tuple[str, ...] | None:
         if not can_render(self.render_mode, self.metadata["render_modes"]):
             return None
-        texts = tuple(self.batch.render_text(i) for i in range(self.num_envs))
+        texts = tuple(self._engine.render_text(i) for i in range(self.num_envs))
         if self.render_mode == "human":
             print("\n".join(f"[{i}] {text}" for i, text in enumerate(texts)))
             return None

@@ -1,18 +1,21 @@
-"""Text tasks: prompt sources and their rewards."""
+"""Text tasks, one file each: its data, prompt source, manual and env class (see ``CONTRIBUTING.md``)."""
 
-from textgym.tasks.arithmetic import ArithmeticTask
-from textgym.tasks.keywords import KeywordsTask
-from textgym.tasks.sentiment import SentimentTask
-from textgym.tasks.task import Example, Task
-from textgym.tasks.toy import CopyTask, PatternTask, ReverseTask
+from textgym.tasks.arithmetic import ArithmeticEnv, ArithmeticTask
+from textgym.tasks.keywords import KeywordsEnv, KeywordsTask
+from textgym.tasks.sentiment import SentimentEnv, SentimentTask
+from textgym.tasks.toy import CopyEnv, CopyTask, PatternEnv, PatternTask, ReverseEnv, ReverseTask
 
 __all__ = [
+    "ArithmeticEnv",
     "ArithmeticTask",
+    "CopyEnv",
     "CopyTask",
-    "Example",
+    "KeywordsEnv",
     "KeywordsTask",
+    "PatternEnv",
     "PatternTask",
+    "ReverseEnv",
     "ReverseTask",
+    "SentimentEnv",
     "SentimentTask",
-    "Task",
 ]

@@ -377,3 +377,20 @@ def test_a_checkpoint_of_the_previous_format_still_loads(tmp_path):
         loaded = PPO.load(tmp_path / "v1.pt")
     for a, b in zip(agent.policy.parameters(), loaded.policy.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_agents_take_an_env_id_a_single_env_or_a_vector_env():
+    import gymnasium as gym
+    from gymnasium.vector import AutoresetMode
+
+    from textgym.envs import make_vector_env
+    from textgym.tasks import CopyEnv
+
+    from_single = REINFORCE(gym.make("textgym/Copy-v0", kl_coef=0.1), **TINY)
+    assert from_single.env_id == "textgym/Copy-v0" and from_single.envs.kl_coef == 0.1
+    envs = make_vector_env(CopyEnv, num_envs=4, kl_coef=0.1, autoreset_mode=AutoresetMode.DISABLED)
+    agent = REINFORCE(envs, **TINY)
+    assert agent.envs is envs and envs.kl_update == "env"  # a beta it moves itself is left alone
+    agent.learn(4, progress_bar=False)
+    with pytest.raises(ValueError, match="autoreset_mode=DISABLED and num_envs=batch_size=4"):
+        REINFORCE(make_vector_env(CopyEnv, num_envs=4), **TINY)

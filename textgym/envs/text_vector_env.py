@@ -73,7 +73,6 @@ class TextVectorEnv(TextEnvFace, VectorEnv):
         "render_fps": 4,
         "autoreset_mode": AutoresetMode.NEXT_STEP,
     }
-    task_class: ClassVar[type[Task] | None] = None
 
     def __init__(
         self,
@@ -92,7 +91,7 @@ class TextVectorEnv(TextEnvFace, VectorEnv):
             raise ValueError(f"autoreset_mode must be NEXT_STEP or DISABLED, got {autoreset_mode}")
         self.metadata = {**self.metadata, "autoreset_mode": autoreset_mode}
         self.render_mode = render_mode
-        self._engine: GenerationBatch = make_batch(task, self.task_class, num_envs, kwargs)
+        self._engine: GenerationBatch = make_batch(task, None, num_envs, kwargs)
         self.env_class: type[TextEnv] = TextEnv  # the single env whose manual applies (make_vector_env)
         self.num_envs = num_envs
         self.single_observation_space = token_spaces(self._engine.length, self._engine.vocab_size)

@@ -21,12 +21,12 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
+from tqdm.auto import tqdm
+
 from textgym.agents.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from textgym.agents.config import AgentConfig, build_config
 from textgym.agents.logger import MetricLogger
 from textgym.agents.policy import LMPolicy
-from tqdm.auto import tqdm
-
 from textgym.envs import TextEnv, TextVectorEnv
 from textgym.evaluation import Evaluation, evaluate
 from textgym.models import ModelBundle, load_model

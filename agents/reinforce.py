@@ -13,9 +13,9 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
+
 from textgym.agents.base import LMAgent
 from textgym.agents.config import AgentConfig, arg
-
 from textgym.rollout import Episodes
 
 

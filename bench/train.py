@@ -40,11 +40,11 @@ import time
 import warnings
 
 import torch
-from textgym.agents import PPO, REINFORCE
-from textgym.agents.base import LMAgent
 from trl_yardstick import ENV_ID, KL_COEF, NUM_GENERATIONS, make_rloo_trainer
 
 import textgym  # noqa: F401  (registers the envs)
+from textgym.agents import PPO, REINFORCE
+from textgym.agents.base import LMAgent
 from textgym.models import load_model
 
 LEARNING_RATE = 1e-6

@@ -17,7 +17,6 @@ from typing import Any
 
 from textgym.agents import PPO, REINFORCE
 from textgym.agents.config import config_help
-
 from textgym.evaluation import Evaluation, markdown_table
 
 ALGORITHMS = {"reinforce": REINFORCE, "ppo": PPO}

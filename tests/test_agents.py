@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
+import textgym  # noqa: F401
 from textgym.agents import PPO, REINFORCE, CheckpointError, PPOConfig, REINFORCEConfig
 from textgym.agents.ppo import gae
 from textgym.agents.reinforce import aggregate, group_advantages, rloo_advantages
-
-import textgym  # noqa: F401
 
 TINY = {"batch_size": 4, "learning_rate": 1e-3, "device": "cpu"}
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from textgym.agents import PPO, REINFORCE
 
 import textgym  # noqa: F401
+from textgym.agents import PPO, REINFORCE
 
 SEEDS = (0, 1)
 PPO_SEEDS = (0, 1, 2, 3)

@@ -73,16 +73,12 @@ class LMAgent:
             bundle = model
         else:
             bundle = load_model(model, device=self.device)
-        if bundle.vocab_size != self.envs.vocab_size:
-            raise ValueError(
-                f"model {bundle.name!r} has {bundle.vocab_size} logits but the env's actions are "
-                f"Discrete({self.envs.vocab_size}): they must share a tokenizer"
-            )
         self.policy = LMPolicy(
             bundle,
             value_head=self.value_head,
             lora_config=self._lora_config() if self.config.lora_r > 0 else None,
             seed=self.config.seed,
+            num_actions=self.envs.vocab_size,
         )
         if self.config.gradient_checkpointing:
             self.policy.base_model.gradient_checkpointing_enable()

@@ -41,12 +41,24 @@ class LMPolicy(nn.Module):
         value_head: add a ``Linear(hidden, 1)`` on the last hidden state (a shared trunk, as TRL's PPO).
         lora_config: a peft ``LoraConfig`` to train an adapter instead of every weight.
         seed: seeds the value head's initial weights.
+        num_actions: the env's action count, ``V``; a model with another logits dimension is refused.
     """
 
     def __init__(
-        self, bundle: ModelBundle, *, value_head: bool = False, lora_config: Any = None, seed: int = 0
+        self,
+        bundle: ModelBundle,
+        *,
+        value_head: bool = False,
+        lora_config: Any = None,
+        seed: int = 0,
+        num_actions: int | None = None,
     ) -> None:
         super().__init__()
+        if num_actions is not None and bundle.vocab_size != num_actions:
+            raise ValueError(
+                f"model {bundle.name!r} has {bundle.vocab_size} logits but the env's actions are "
+                f"Discrete({num_actions}): they must share a tokenizer"
+            )
         if lora_config is not None:
             self.bundle = bundle
             self.lm: nn.Module = AdapterView(bundle.model, lora_config)

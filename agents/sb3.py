@@ -71,12 +71,9 @@ class LMActorCriticPolicy(ActorCriticPolicy):
     def _build(self, lr_schedule: Schedule) -> None:
         # Replaces SB3's MLP building outright: no mlp_extractor, no orthogonal init of the LM.
         bundle = self.model_spec if isinstance(self.model_spec, ModelBundle) else load_model(self.model_spec)
-        if bundle.vocab_size != self.action_space.n:
-            raise ValueError(
-                f"model {bundle.name!r} has {bundle.vocab_size} logits but the env's actions are "
-                f"Discrete({self.action_space.n}): they must share a tokenizer"
-            )
-        self.lm_policy = LMPolicy(bundle, value_head=True, seed=self.value_seed)
+        self.lm_policy = LMPolicy(
+            bundle, value_head=True, seed=self.value_seed, num_actions=int(self.action_space.n)
+        )
         self.action_dist = CategoricalDistribution(int(self.action_space.n))
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 

@@ -394,3 +394,11 @@ def test_agents_take_an_env_id_a_single_env_or_a_vector_env():
     agent.learn(4, progress_bar=False)
     with pytest.raises(ValueError, match="autoreset_mode=DISABLED and num_envs=batch_size=4"):
         REINFORCE(make_vector_env(CopyEnv, num_envs=4), **TINY)
+
+
+def test_a_model_with_another_vocabulary_is_refused():
+    from textgym.models import tiny_model
+
+    other = tiny_model(["one two three four five six seven eight nine ten eleven twelve thirteen"])
+    with pytest.raises(ValueError, match=r"logits but the env's actions are Discrete\(\d+\): they must"):
+        REINFORCE("textgym/Copy-v0", model=other, **TINY)

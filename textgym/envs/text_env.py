@@ -12,7 +12,6 @@ from gymnasium import spaces
 from textgym.envs.generation_batch import GenerationBatch, StepOutcome, make_batch
 from textgym.kl import KLController
 from textgym.models import ModelBundle
-from textgym.rewards import RewardFn
 from textgym.task import Example, Task
 
 
@@ -52,10 +51,6 @@ class TextEnvFace:
     @property
     def tokenizer(self) -> Any:
         return self._engine.tokenizer
-
-    @property
-    def reward_fn(self) -> RewardFn:
-        return self._engine.reward_fn
 
     @property
     def kl_controller(self) -> KLController:

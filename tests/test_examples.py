@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from textgym.rewards import SequenceClassifierReward, sequence_match
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -17,7 +19,7 @@ def load(name: str) -> dict:
 
 
 def test_every_example_is_covered():
-    tested = {"custom_agent.py", "evaluate_default_model.py", "train_agent.py"}
+    tested = {"custom_agent.py", "custom_reward.py", "evaluate_default_model.py", "train_agent.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -28,6 +30,33 @@ def test_custom_agent_gets_the_exact_shaped_reward():
         shaped = -0.1 * (step["logprob"] - step["ref_logprob"])
         assert step["reward"] == pytest.approx(shaped + step.get("score", 0.0), abs=1e-5)
         assert step["kl"] == pytest.approx(step["logprob"] - step["ref_logprob"], abs=1e-6)
+
+
+def test_custom_reward_is_what_the_env_pays(tmp_path):
+    example = load("custom_reward.py")
+    same_symbols = example["same_symbols"]
+    assert same_symbols(["Copy: a b b", "Copy: a b"], ["b a b", "a c d"]) == [1.0, pytest.approx(1 / 3)]
+
+    folder = example["build_tiny_classifier"](tmp_path / "classifier")
+    results = example["main"](["--episodes", "6", "--seed", "2", "--classifier", str(folder)])
+    classifier = SequenceClassifierReward(folder, score="probability", device="cpu")  # loaded afresh
+    for name, reward in (("same_symbols", same_symbols), ("classifier", classifier)):
+        assert len(results[name]) == 6
+        for ep in results[name]:
+            assert ep["prompt"].startswith("Copy: ")  # the reward sees the raw prompt, not a template
+            assert ep["score"] == pytest.approx(reward([ep["prompt"]], [ep["completion"]])[0], abs=1e-6)
+    # The task's own reward would have paid differently: the score came from the user's function.
+    played = results["same_symbols"]
+    default = [sequence_match([e["prompt"]], [e["completion"]], [e["prompt"][6:]])[0] for e in played]
+    assert [ep["score"] for ep in played] != pytest.approx(default, abs=1e-6)
+
+
+def test_custom_reward_runs_offline_with_its_tiny_classifier(capsys):
+    results = load("custom_reward.py")["main"](["--episodes", "2"])
+    scores = [ep["score"] for ep in results["classifier"]]
+    assert len(scores) == 2 and all(0.0 < s < 1.0 for s in scores)  # probabilities of an untrained head
+    out = capsys.readouterr().out
+    assert "reward_fn=same_symbols" in out and "reward_fn=classifier" in out
 
 
 @pytest.mark.slow

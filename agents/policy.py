@@ -145,19 +145,32 @@ class LMPolicy(nn.Module):
         The next token is predicted from each row's last real column (textgym's observations are
         left-padded prompts followed by right-padded completions), not from the last column.
         """
+        mask = attention_mask.long()
+        rows = torch.arange(len(mask), device=mask.device)
+        return self.outputs_at(input_ids, mask, rows, last_real_column(mask))
+
+    def outputs_at(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits ``(N, V)`` float32 (and values ``(N,)``) at ``N`` positions ``(rows[n], columns[n])``.
+
+        One forward over ``(R, L)`` sequences serves every position in them: an episode's step ``t``
+        observation is a prefix of its last one (columns never move), so a whole episode's next-token
+        outputs come from one pass over its last observation.
+        """
         ids, mask = input_ids.long(), attention_mask.long()
-        last = mask.shape[1] - 1 - mask.flip(-1).argmax(-1)  # (B,)
-        rows = torch.arange(len(ids), device=ids.device)
+        first = int(columns.min())
         out = self.lm(
             input_ids=ids,
             attention_mask=mask,
             position_ids=position_ids_from_mask(mask),
             output_hidden_states=self.value_head is not None,
+            logits_to_keep=ids.shape[1] - first,  # the LM head only from the first wanted column on
         )
-        logits = out.logits[rows, last].float()
+        logits = out.logits[rows, columns - first].float()
         values = None
         if self.value_head is not None:
-            values = self.value_head(out.hidden_states[-1][rows, last].float())[..., 0]
+            values = self.value_head(out.hidden_states[-1][rows, columns].float())[..., 0]
         return logits, values
 
     @torch.no_grad()
@@ -184,6 +197,11 @@ class LMPolicy(nn.Module):
             )
         if self.value_head is not None:
             self.value_head.load_state_dict(state["value_head"])
+
+
+def last_real_column(attention_mask: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` index of each row's last column with mask 1."""
+    return attention_mask.shape[1] - 1 - attention_mask.long().flip(-1).argmax(-1)
 
 
 class AdapterView(nn.Module):

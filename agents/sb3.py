@@ -1,44 +1,76 @@
-"""stable-baselines3 adapter: an SB3 actor-critic policy whose actor is a causal LM, for PPO and A2C.
+"""stable-baselines3 adapter: SB3's PPO and A2C train a causal LM on textgym envs, exactly and at our cost.
 
 ```python
 from stable_baselines3 import PPO
-from stable_baselines3.common.env_util import make_vec_env
-from textgym.agents.sb3 import LM_DEFAULTS, LMActorCriticPolicy
+from textgym.agents.sb3 import (
+    LM_DEFAULTS, LMActorCriticPolicy, LMRolloutBuffer, TextgymCallback, TextgymVecEnv
+)
 
-env = make_vec_env("textgym:textgym/Copy-v0", n_envs=4)
-model = PPO(LMActorCriticPolicy, env, policy_kwargs={"model": "path/to/model"}, **LM_DEFAULTS)
-model.learn(10_000)
+env = TextgymVecEnv("textgym/Copy-v0", num_envs=8)
+model = PPO(
+    LMActorCriticPolicy,
+    env,
+    policy_kwargs={"model": "path/to/model"},
+    rollout_buffer_class=LMRolloutBuffer,
+    **LM_DEFAULTS,
+)
+model.learn(10_000, callback=TextgymCallback())
 ```
 
-The policy wraps :class:`textgym.agents.policy.LMPolicy` (the LM and a value head on its last hidden
-state at each row's last real column). SB3's own network building is skipped, so pretrained weights are
-never orthogonally re-initialised, and the LM stays in eval mode (SB3's training mode would switch on
-dropout, and PPO's first ratio would no longer be 1). The model is named by a string (a name or a local
-folder for :func:`textgym.models.load_model`) so that ``save``/``load`` rebuild it.
+Four pieces, each within SB3's public hooks:
 
-This first step runs SB3 as it is: every step recomputes the whole observation (no KV cache) and PPO's
-minibatches are single steps. Without announced log-probs the env pays ``beta * log pi_ref`` per token
-(see the README), so with KL shaping SB3 trains on the entropy-free half of the KL-regularised reward.
+- :class:`LMActorCriticPolicy` wraps :class:`textgym.agents.policy.LMPolicy` (the LM and a value head on
+  its last hidden state at each row's last real column). SB3's network building is skipped, so
+  pretrained weights are never orthogonally re-initialised; the LM stays in eval mode (SB3's training
+  mode would switch dropout on and PPO's first ratio would not be 1); the model is named by a string so
+  that ``save``/``load`` rebuild it. In rollouts it keeps a KV cache per row, so an episode of ``T``
+  tokens costs ``T`` single-token steps rather than ``T`` passes over the whole prefix.
+- :class:`TextgymVecEnv` is SB3's ``VecEnv`` over textgym's native vector env: one batched reference
+  forward per step, and DummyVecEnv's same-step reset (``terminal_observation`` in the info). SB3 has
+  no bridge for Gymnasium vector envs of its own. ``make_vec_env("textgym:textgym/Copy-v0")`` also
+  works, with ``n`` batch-1 envs.
+- :class:`LMRolloutBuffer` makes the KL shaping exact and the training cost linear. SB3 gives the env
+  only the action, so the env pays ``beta * log pi_ref(a_t|s_t)`` per token; the buffer adds the
+  missing ``-beta * log pi(a_t|s_t)`` from the log-prob SB3 stores beside it, so that the reward SB3
+  trains on is ``score - beta * (log pi - log pi_ref)`` token by token, with the env's beta. Its
+  minibatches are whole episode segments, which the policy evaluates with one forward each (step
+  ``t``'s observation is a prefix of the segment's last one) instead of one per step.
+- :class:`TextgymCallback` hands the buffer the env's beta at each rollout, logs ``objective/scores``,
+  ``objective/kl`` (per sequence) and ``objective/kl_coef`` as our agents do, and moves an adaptive beta
+  once per rollout from the rollout's mean KL (the env cannot: it never sees the policy's log-probs).
+
+``LM_DEFAULTS`` replaces SB3's control-task defaults with the LM ones.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Generator, Sequence
 from typing import Any
 
+import gymnasium as gym
+import numpy as np
 import torch
 from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
+from stable_baselines3.common.buffers import DictRolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.distributions import CategoricalDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
-from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.common.type_aliases import DictRolloutBufferSamples, Schedule
+from stable_baselines3.common.vec_env import VecEnv
 
-from textgym.agents.policy import LMPolicy
+from textgym.agents.policy import LMPolicy, last_real_column
+from textgym.envs import TextVectorEnv
 from textgym.models import ModelBundle, load_model
+from textgym.models.cached_lm import CachedLM
 
 # SB3's defaults are tuned for control tasks; these are the LM ones (TRL, OpenRLHF): no discount, GAE
 # lambda 1 so the terminal score reaches the first token, a small step size.
 LM_DEFAULTS: dict[str, Any] = {"gamma": 1.0, "gae_lambda": 1.0, "learning_rate": 1e-5}
 
 
+# ------------------------------------------------------------------------------------------------ policy
 class LMActorCriticPolicy(ActorCriticPolicy):
     """An SB3 ``ActorCriticPolicy`` over a causal LM: the LM head is the action distribution.
 
@@ -50,6 +82,8 @@ class LMActorCriticPolicy(ActorCriticPolicy):
             ``ModelBundle`` (not saved by name).
         temperature: the sampling temperature; log-probs use the same one.
         value_seed: seeds the value head's initial weights.
+        kv_cache: keep a KV cache per row in rollouts (no-grad calls); False recomputes every
+            observation in full, as SB3 does for any policy.
         optimizer_class, optimizer_kwargs: as SB3's (A2C passes RMSprop through them).
     """
 
@@ -61,11 +95,13 @@ class LMActorCriticPolicy(ActorCriticPolicy):
         model: str | ModelBundle,
         temperature: float = 1.0,
         value_seed: int = 0,
+        kv_cache: bool = True,
         **kwargs: Any,
     ) -> None:
         if not isinstance(action_space, spaces.Discrete):
             raise TypeError(f"LMActorCriticPolicy needs a Discrete action space, got {action_space}")
         self.model_spec, self.temperature, self.value_seed = model, float(temperature), int(value_seed)
+        self.kv_cache = bool(kv_cache)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
@@ -74,17 +110,28 @@ class LMActorCriticPolicy(ActorCriticPolicy):
         self.lm_policy = LMPolicy(
             bundle, value_head=True, seed=self.value_seed, num_actions=int(self.action_space.n)
         )
+        self.rollout_cache = RolloutCache(self.lm_policy)
         self.action_dist = CategoricalDistribution(int(self.action_space.n))
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
     def set_training_mode(self, mode: bool) -> None:
         super().set_training_mode(False)  # eval always: dropout would make PPO's first ratio differ from 1
+        self.rollout_cache.clear()  # SB3 switches modes at every rollout, update and predict
+
+    def _outputs(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``(N, V)`` and values ``(N,)`` of SB3's observations, or of a grouped minibatch."""
+        # SB3 hands Box observations over as floats (exact below 2^24): the ids go back to int64.
+        ids, mask = obs["input_ids"].long(), obs["attention_mask"].long()
+        if "segment" in obs:  # LMRolloutBuffer's whole segments: one forward each
+            return self.lm_policy.outputs_at(ids, mask, obs["segment"].long(), obs["column"].long())
+        if self.kv_cache and not torch.is_grad_enabled():
+            return self.rollout_cache(ids, mask)
+        return self.lm_policy.next_token(ids, mask)
 
     def _distribution_and_values(self, obs: dict[str, torch.Tensor]):
-        # SB3 hands Box observations over as floats (exact below 2^24): the ids go back to int64.
-        logits, values = self.lm_policy.next_token(obs["input_ids"].long(), obs["attention_mask"].long())
+        logits, values = self._outputs(obs)
         distribution = self.action_dist.proba_distribution(action_logits=logits / self.temperature)
-        return distribution, values[:, None]  # values (B, 1), as SB3's value_net returns them
+        return distribution, values[:, None]  # values (N, 1), as SB3's value_net returns them
 
     def forward(self, obs: dict[str, torch.Tensor], deterministic: bool = False):
         distribution, values = self._distribution_and_values(obs)
@@ -103,7 +150,331 @@ class LMActorCriticPolicy(ActorCriticPolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(model=self.model_spec, temperature=self.temperature, value_seed=self.value_seed)
+        data.update(
+            model=self.model_spec,
+            temperature=self.temperature,
+            value_seed=self.value_seed,
+            kv_cache=self.kv_cache,
+        )
         for key in ("net_arch", "activation_fn", "ortho_init"):  # SB3's MLP options, unused here
             data.pop(key, None)
         return data
+
+
+class RolloutCache:
+    """A KV cache per row for SB3's step-by-step calls: the new observation is matched to the last one.
+
+    Row by row, an observation equal to the row's last one reuses its outputs; one that adds exactly one
+    token right of the row's tokens steps the cache by that token; anything else (a reset, another
+    batch) refills the row from its tokens. The cache never serves outputs of old weights: it is
+    cleared whenever SB3 switches the policy's mode (before every rollout, update and ``predict``) and
+    whenever a parameter has been written in place since (an optimizer step, ``load_state_dict``;
+    writes through ``.data`` bypass autograd's version counter, so call :meth:`clear` after them).
+    """
+
+    def __init__(self, policy: LMPolicy) -> None:
+        self.policy = policy
+        self.lm: CachedLM | None = None
+        self.obs: tuple[torch.Tensor, torch.Tensor] | None = None  # (B, L) ids and mask the cache holds
+        self.weights_version: int | None = None
+
+    def clear(self) -> None:
+        self.lm, self.obs = None, None
+
+    def _weights_version(self) -> int:
+        # Autograd's version counter moves on every in-place write to a tensor.
+        return sum(p._version for p in self.policy.parameters())
+
+    @torch.no_grad()
+    def __call__(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        version = self._weights_version()
+        if (
+            self.lm is None
+            or self.obs is None
+            or self.obs[0].shape != ids.shape
+            or version != self.weights_version
+        ):
+            self.lm = CachedLM(self.policy.lm, self.policy.bundle.pad_token_id, hidden_states=True)
+            self.lm.prefill(*left_aligned(ids, mask))
+        else:
+            old_ids, old_mask = self.obs
+            kept = ((ids == old_ids) | (old_mask == 0)).all(-1) & (mask >= old_mask).all(-1)  # (B,)
+            grown = (mask - old_mask).sum(-1)  # (B,) new real columns
+            last = last_real_column(mask)
+            stepped = kept & (grown == 1) & (last > last_real_column(old_mask))
+            refill = ~(kept & (grown == 0)) & ~stepped
+            if refill.any():
+                rows = refill.nonzero()[:, 0]
+                self.lm.prefill(*left_aligned(ids[rows], mask[rows]), rows=rows)
+            if stepped.any():
+                tokens = ids.gather(1, last[:, None])[:, 0]
+                self.lm.step(tokens, None if bool(stepped.all()) else stepped)
+        self.obs, self.weights_version = (ids.clone(), mask.clone()), version
+        values = self.policy.value_head(self.lm.next_hidden.float())[..., 0]
+        return self.lm.next_logits.float(), values
+
+
+def left_aligned(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's real tokens moved to the right end (left padding), leading all-pad columns dropped."""
+    order = torch.argsort(mask, dim=1, stable=True)  # pads first, real tokens after in their order
+    ids, mask = ids.gather(1, order), mask.gather(1, order)
+    width = int(mask.sum(-1).max())
+    return ids[:, -width:], mask[:, -width:]
+
+
+# --------------------------------------------------------------------------------------------- vec env
+class TextgymVecEnv(VecEnv):
+    """SB3's ``VecEnv`` over textgym's native vector env (``TextVectorEnv``).
+
+    One batched reference forward per step for all envs, observations as NumPy int64, and DummyVecEnv's
+    semantics: an env that ends is reset in the same step, its last observation is in the info as
+    ``terminal_observation``, and ``TimeLimit.truncated`` is False (textgym episodes end by
+    termination). Per-step info values (``ref_logprob``, ``non_score_reward``) and episode-end values
+    (``score``, ``completion``, ...) are per-env dicts, as SB3 expects.
+
+    Args:
+        env: a textgym env id, or a ``TextVectorEnv`` made with ``autoreset_mode=DISABLED``.
+        num_envs: the number of envs, when ``env`` is an id.
+        **env_kwargs: passed to ``gym.make_vec`` (``model``, ``kl_coef``, ``device``, ...). The
+            reference log-prob is paid at every step (``ref_logprobs="step"``): delivering the KL at the
+            episode's end would move its credit once GAE lambda is below 1.
+    """
+
+    def __init__(self, env: str | TextVectorEnv, num_envs: int = 1, **env_kwargs: Any) -> None:
+        if isinstance(env, str):
+            env_kwargs = {"ref_logprobs": "step", "kl_update": "caller", **env_kwargs}
+            env = gym.make_vec(
+                env,
+                num_envs=num_envs,
+                vectorization_mode="vector_entry_point",
+                autoreset_mode=AutoresetMode.DISABLED,
+                **env_kwargs,
+            )
+        if not isinstance(env, TextVectorEnv):
+            raise TypeError(f"expected a textgym env id or a TextVectorEnv, got {env!r}")
+        if env.metadata["autoreset_mode"] != AutoresetMode.DISABLED:
+            raise ValueError(
+                f"TextgymVecEnv resets ended envs itself: make the TextVectorEnv with "
+                f"autoreset_mode=DISABLED, got {env.metadata['autoreset_mode']}"
+            )
+        self.envs = env
+        self._actions: np.ndarray | None = None
+        super().__init__(env.num_envs, env.single_observation_space, env.single_action_space)
+
+    def reset(self) -> dict[str, np.ndarray]:
+        seed = None if self._seeds[0] is None else list(self._seeds)  # set by SB3's seed()
+        obs, infos = self.envs.reset(seed=seed)
+        self.reset_infos = self._per_env(infos)
+        self._reset_seeds()
+        return _numpy(obs)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions).reshape(self.num_envs)
+
+    def step_wait(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        obs, rewards, terminated, truncated, infos = _numpy(self.envs.step(self._actions))
+        dones = terminated | truncated
+        per_env = self._per_env(infos)
+        for i in np.flatnonzero(dones):
+            per_env[i]["terminal_observation"] = {key: value[i].copy() for key, value in obs.items()}
+            per_env[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+        if dones.any():
+            obs, reset_infos = self.envs.reset(options={"reset_mask": dones})
+            obs = _numpy(obs)
+            for i, info in enumerate(self._per_env(reset_infos)):
+                if dones[i]:
+                    self.reset_infos[i] = info
+        return obs, rewards.astype(np.float32), dones, per_env
+
+    def _per_env(self, infos: dict[str, Any]) -> list[dict[str, Any]]:
+        """Gymnasium's vector infos (values with a ``_key`` mask) as SB3's list of per-env dicts."""
+        infos = _numpy(infos)
+        out: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        for key, values in infos.items():
+            if key.startswith("_"):
+                continue
+            for i in np.flatnonzero(infos[f"_{key}"]):
+                value = values[i]
+                out[i][key] = value.item() if isinstance(value, np.generic) else value
+        return out
+
+    def close(self) -> None:
+        self.envs.close()
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        # One env object holds every row: each index reads the same attribute (beta, the tokenizer, ...).
+        return [getattr(self.envs, attr_name) for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        if len(list(self._get_indices(indices))) != self.num_envs:
+            raise ValueError(
+                f"the envs share one {type(self.envs).__name__}: set {attr_name!r} on all of them"
+            )
+        setattr(self.envs, attr_name, value)
+
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: Any = None, **method_kwargs: Any
+    ) -> list:
+        result = getattr(self.envs, method_name)(*method_args, **method_kwargs)
+        return [result for _ in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: Any = None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        return [None] * self.num_envs
+
+
+def _numpy(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.cpu().numpy()
+    if isinstance(value, dict):
+        return {key: _numpy(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_numpy(item) for item in value)
+    return value
+
+
+# -------------------------------------------------------------------------------------- rollout buffer
+class LMRolloutBuffer(DictRolloutBuffer):
+    """SB3's rollout buffer with the exact KL shaping and whole-episode minibatches.
+
+    ``add`` subtracts ``kl_coef * log pi(a_t|s_t)`` from the env's reward, which holds
+    ``kl_coef * log pi_ref(a_t|s_t)`` (plus the score on the last token): what is stored is
+    ``score - kl_coef * (log pi - log pi_ref)``. :class:`TextgymCallback` sets ``kl_coef`` from the env
+    at the start of every rollout.
+
+    ``get`` yields minibatches of whole segments (one env's steps of one episode within the rollout),
+    about ``batch_size`` steps each, in a random order. A minibatch's ``observations`` hold each
+    segment's last observation ``(S, L)``, and per step ``segment`` (its row there) and ``column`` (the
+    last real column of the step's own observation), which :class:`LMActorCriticPolicy` evaluates
+    with one forward per segment. Every other field is per step, in the order of those indices.
+    """
+
+    kl_coef: float | None = None
+
+    def add(
+        self,
+        obs: dict[str, np.ndarray],
+        action: np.ndarray,
+        reward: np.ndarray,
+        episode_start: np.ndarray,
+        value: torch.Tensor,
+        log_prob: torch.Tensor,
+    ) -> None:
+        if self.kl_coef is None:
+            raise RuntimeError(
+                "LMRolloutBuffer.kl_coef is not set: pass callback=TextgymCallback() to learn(), which "
+                "reads the KL coefficient from the env at each rollout"
+            )
+        log_pi = log_prob.detach().cpu().numpy().reshape(-1)  # (n_envs,) at the sampling temperature
+        reward = np.asarray(reward, dtype=np.float32) - self.kl_coef * log_pi
+        super().add(obs, action, reward, episode_start, value, log_prob)
+
+    def get(self, batch_size: int | None = None) -> Generator[DictRolloutBufferSamples, None, None]:
+        assert self.full, "the rollout is not complete"
+        segments = self._segments()  # before flattening: episode_starts stays (n_steps, n_envs)
+        if not self.generator_ready:
+            for key, obs in self.observations.items():
+                self.observations[key] = self.swap_and_flatten(obs)
+            for name in ("actions", "values", "log_probs", "advantages", "returns"):
+                self.__dict__[name] = self.swap_and_flatten(self.__dict__[name])
+            self.generator_ready = True
+        batch_size = batch_size or self.buffer_size * self.n_envs
+        batch: list[np.ndarray] = []
+        for k in np.random.permutation(len(segments)):
+            batch.append(segments[k])
+            if sum(len(s) for s in batch) >= batch_size:
+                yield self._segment_samples(batch)
+                batch = []
+        if batch:
+            yield self._segment_samples(batch)
+
+    def _segments(self) -> list[np.ndarray]:
+        """Flat indices (SB3's flattened order: env-major) of each env's consecutive steps of one episode."""
+        segments = []
+        for env in range(self.n_envs):
+            starts = [0, *[s for s in np.flatnonzero(self.episode_starts[:, env]) if s > 0], self.buffer_size]
+            base = env * self.buffer_size
+            segments += [np.arange(base + a, base + b) for a, b in itertools.pairwise(starts)]
+        return segments
+
+    def _segment_samples(self, segments: list[np.ndarray]) -> DictRolloutBufferSamples:
+        steps = np.concatenate(segments)  # (N,)
+        last = np.array([s[-1] for s in segments])  # (S,) each segment's last step
+        ids, mask = self.observations["input_ids"], self.observations["attention_mask"]
+        columns = mask.shape[1] - 1 - np.argmax(mask[steps][:, ::-1] != 0, axis=1)  # (N,) last real column
+        observations = {
+            "input_ids": self.to_torch(ids[last]),
+            "attention_mask": self.to_torch(mask[last]),
+            "segment": self.to_torch(np.repeat(np.arange(len(segments)), [len(s) for s in segments])),
+            "column": self.to_torch(columns),
+        }
+        return DictRolloutBufferSamples(
+            observations=observations,
+            actions=self.to_torch(self.actions[steps].astype(np.float32, copy=False)),
+            old_values=self.to_torch(self.values[steps].flatten()),
+            old_log_prob=self.to_torch(self.log_probs[steps].flatten()),
+            advantages=self.to_torch(self.advantages[steps].flatten()),
+            returns=self.to_torch(self.returns[steps].flatten()),
+        )
+
+
+# -------------------------------------------------------------------------------------------- callback
+class TextgymCallback(BaseCallback):
+    """Wires the env's KL coefficient into SB3 and logs what the env paid, as textgym's agents log it.
+
+    - At each rollout's start, gives :class:`LMRolloutBuffer` the env's ``kl_coef``.
+    - Logs ``objective/scores`` (the task score of the episodes that ended in the rollout),
+      ``objective/kl`` (their KL to the reference, k1 summed over tokens, from SB3's stored log-probs and
+      the env's reference log-probs) and ``objective/kl_coef``. SB3's ``ep_rew_mean`` includes the KL
+      terms; ``objective/scores`` does not.
+    - Moves an adaptive beta once per rollout from that mean KL (Ziegler's update), as our agents do.
+
+    Works with :class:`TextgymVecEnv` and with ``make_vec_env`` (SB3's DummyVecEnv) over textgym envs.
+    """
+
+    def _on_training_start(self) -> None:
+        self._kl = np.zeros(self.training_env.num_envs)  # the running episodes' KL so far
+        controllers = {id(c): c for c in self.training_env.get_attr("kl_controller")}
+        self._controllers = list(controllers.values())
+        buffer = getattr(self.model, "rollout_buffer", None)
+        if self._kl_coef() and not isinstance(buffer, LMRolloutBuffer):
+            raise TypeError(
+                f"KL shaping under SB3 needs rollout_buffer_class=LMRolloutBuffer (got "
+                f"{type(buffer).__name__}): without it the env pays only beta * log pi_ref per token"
+            )
+
+    def _kl_coef(self) -> float:
+        values = {c.value for c in self._controllers}
+        if len(values) != 1:
+            raise ValueError(f"the envs' KL coefficients differ: {sorted(values)}")
+        return values.pop()
+
+    def _on_rollout_start(self) -> None:
+        buffer = getattr(self.model, "rollout_buffer", None)
+        if isinstance(buffer, LMRolloutBuffer):
+            buffer.kl_coef = self._kl_coef()
+        self._scores: list[float] = []
+        self._kls: list[float] = []
+
+    def _on_step(self) -> bool:
+        log_probs = self.locals["log_probs"].detach().cpu().numpy().reshape(-1)
+        for i, (info, done) in enumerate(zip(self.locals["infos"], self.locals["dones"], strict=True)):
+            if "ref_logprob" in info:
+                self._kl[i] += log_probs[i] - info["ref_logprob"]
+            if done:
+                self._scores.append(float(info["score"]))
+                self._kls.append(float(self._kl[i]))
+                self._kl[i] = 0.0
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.logger.record("objective/kl_coef", self._kl_coef())  # the beta that shaped this rollout
+        if not self._scores:
+            return
+        kl = float(np.mean(self._kls))
+        self.logger.record("objective/scores", float(np.mean(self._scores)))
+        self.logger.record("objective/kl", kl)
+        for controller in self._controllers:
+            controller.update(kl, len(self._kls))

@@ -25,15 +25,19 @@ class CachedLM:
 
     Attributes:
         next_logits: ``(B, V)`` logits for each row's next token, in the model's dtype.
+        next_hidden: ``(B, H)`` the last layer's hidden state there, with ``hidden_states=True`` (a value
+            head reads it); else None.
     """
 
-    def __init__(self, model: PreTrainedModel, pad_token_id: int) -> None:
+    def __init__(self, model: PreTrainedModel, pad_token_id: int, hidden_states: bool = False) -> None:
         self.model = model
         self.pad_token_id = int(pad_token_id)
+        self.hidden_states = hidden_states
         self.cache: DynamicCache | None = None
         self.ids: torch.Tensor | None = None  # (B, C) token ids in cache order, kept for rebuilds
         self.mask: torch.Tensor | None = None  # (B, C) 1 where the column holds a real token of the row
         self.next_logits: torch.Tensor | None = None  # (B, V)
+        self.next_hidden: torch.Tensor | None = None  # (B, H)
 
     @property
     def device(self) -> torch.device:
@@ -42,11 +46,18 @@ class CachedLM:
     @torch.no_grad()
     def _forward(
         self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: DynamicCache
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+            output_hidden_states=self.hidden_states,
+            logits_to_keep=1,
         )
-        return out.logits[:, -1, :]
+        hidden = out.hidden_states[-1][:, -1, :] if self.hidden_states else None
+        return out.logits[:, -1, :], hidden
 
     def prefill(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, rows: torch.Tensor | None = None
@@ -63,9 +74,12 @@ class CachedLM:
                 "prefill expects left-padded prompts: every row's last column must be a real token"
             )
         cache = DynamicCache()
-        logits = self._forward(input_ids, attention_mask, position_ids_from_mask(attention_mask), cache)
+        logits, hidden = self._forward(
+            input_ids, attention_mask, position_ids_from_mask(attention_mask), cache
+        )
         if rows is None or self.cache is None:
-            self.cache, self.ids, self.mask, self.next_logits = cache, input_ids, attention_mask, logits
+            self.cache, self.ids, self.mask = cache, input_ids, attention_mask
+            self.next_logits, self.next_hidden = logits, hidden
             return
         if not self._splice(cache, rows):
             # Cache layouts other than plain per-layer key/value tensors (sliding windows, hybrid models)
@@ -76,6 +90,9 @@ class CachedLM:
         self.ids, self.mask = self._pad_left(self.ids, self.mask, input_ids, attention_mask, rows)
         self.next_logits = self.next_logits.clone()
         self.next_logits[rows] = logits
+        if hidden is not None:
+            self.next_hidden = self.next_hidden.clone()
+            self.next_hidden[rows] = hidden
         self._trim()
 
     def _pad_left(
@@ -107,6 +124,8 @@ class CachedLM:
     def step(self, tokens: torch.Tensor, active: torch.Tensor | None = None) -> None:
         """Append one token to every row; rows where ``active`` is False get a masked pad column.
 
+        Rows that sit the step out keep their ``next_logits`` (and ``next_hidden``).
+
         Args:
             tokens: ``(B,)`` int64 token ids.
             active: ``(B,)`` bool; ``None`` means all rows.
@@ -119,7 +138,12 @@ class CachedLM:
         positions = self.mask.sum(-1, keepdim=True)  # (B, 1): the next position of each row
         self.ids = torch.cat([self.ids, tokens[:, None]], dim=1)
         self.mask = torch.cat([self.mask, column[:, None]], dim=1)
-        self.next_logits = self._forward(tokens[:, None], self.mask, positions, self.cache)
+        logits, hidden = self._forward(tokens[:, None], self.mask, positions, self.cache)
+        if active is not None:  # a masked column's outputs are not the row's next-token outputs
+            logits = torch.where(active[:, None], logits, self.next_logits)
+            if hidden is not None:
+                hidden = torch.where(active[:, None], hidden, self.next_hidden)
+        self.next_logits, self.next_hidden = logits, hidden
         # No trim here: leading columns only fall dead when rows are refilled, and prefill trims.
 
     def _trim(self) -> None:

@@ -53,9 +53,10 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
+from sb3_contrib.common.maskable.buffers import MaskableDictRolloutBuffer, MaskableDictRolloutBufferSamples
+from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.buffers import DictRolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.distributions import CategoricalDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import DictRolloutBufferSamples, Schedule
 from stable_baselines3.common.vec_env import VecEnv
@@ -71,21 +72,8 @@ LM_DEFAULTS: dict[str, Any] = {"gamma": 1.0, "gae_lambda": 1.0, "learning_rate":
 
 
 # ------------------------------------------------------------------------------------------------ policy
-class LMActorCriticPolicy(ActorCriticPolicy):
-    """An SB3 ``ActorCriticPolicy`` over a causal LM: the LM head is the action distribution.
-
-    Args:
-        observation_space: textgym's ``Dict(input_ids, attention_mask)``.
-        action_space: ``Discrete(V)``, V the model's logits dimension.
-        lr_schedule: SB3's learning-rate schedule.
-        model: a model name or local folder (kept as a string, so ``save``/``load`` round-trip), or a
-            ``ModelBundle`` (not saved by name).
-        temperature: the sampling temperature; log-probs use the same one.
-        value_seed: seeds the value head's initial weights.
-        kv_cache: keep a KV cache per row in rollouts (no-grad calls); False recomputes every
-            observation in full, as SB3 does for any policy.
-        optimizer_class, optimizer_kwargs: as SB3's (A2C passes RMSprop through them).
-    """
+class LMPolicyMixin:
+    """What SB3's two actor-critic bases need to hold a causal LM; see :class:`LMActorCriticPolicy`."""
 
     def __init__(
         self,
@@ -99,19 +87,19 @@ class LMActorCriticPolicy(ActorCriticPolicy):
         **kwargs: Any,
     ) -> None:
         if not isinstance(action_space, spaces.Discrete):
-            raise TypeError(f"LMActorCriticPolicy needs a Discrete action space, got {action_space}")
+            raise TypeError(f"{type(self).__name__} needs a Discrete action space, got {action_space}")
         self.model_spec, self.temperature, self.value_seed = model, float(temperature), int(value_seed)
         self.kv_cache = bool(kv_cache)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
-        # Replaces SB3's MLP building outright: no mlp_extractor, no orthogonal init of the LM.
+        # Replaces SB3's MLP building outright: no mlp_extractor, no orthogonal init of the LM. The base
+        # class has already made the action distribution (categorical, or masked categorical).
         bundle = self.model_spec if isinstance(self.model_spec, ModelBundle) else load_model(self.model_spec)
         self.lm_policy = LMPolicy(
             bundle, value_head=True, seed=self.value_seed, num_actions=int(self.action_space.n)
         )
         self.rollout_cache = RolloutCache(self.lm_policy)
-        self.action_dist = CategoricalDistribution(int(self.action_space.n))
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
     def set_training_mode(self, mode: bool) -> None:
@@ -128,22 +116,24 @@ class LMActorCriticPolicy(ActorCriticPolicy):
             return self.rollout_cache(ids, mask)
         return self.lm_policy.next_token(ids, mask)
 
-    def _distribution_and_values(self, obs: dict[str, torch.Tensor]):
+    def _distribution_and_values(self, obs: dict[str, torch.Tensor], action_masks: Any = None):
         logits, values = self._outputs(obs)
         distribution = self.action_dist.proba_distribution(action_logits=logits / self.temperature)
+        if action_masks is not None:
+            distribution.apply_masking(action_masks)
         return distribution, values[:, None]  # values (N, 1), as SB3's value_net returns them
 
-    def forward(self, obs: dict[str, torch.Tensor], deterministic: bool = False):
-        distribution, values = self._distribution_and_values(obs)
+    def forward(self, obs: dict[str, torch.Tensor], deterministic: bool = False, action_masks: Any = None):
+        distribution, values = self._distribution_and_values(obs, action_masks)
         actions = distribution.get_actions(deterministic=deterministic)
         return actions, values, distribution.log_prob(actions)
 
-    def evaluate_actions(self, obs: dict[str, torch.Tensor], actions: torch.Tensor):
-        distribution, values = self._distribution_and_values(obs)
+    def evaluate_actions(self, obs: dict[str, torch.Tensor], actions: torch.Tensor, action_masks: Any = None):
+        distribution, values = self._distribution_and_values(obs, action_masks)
         return values, distribution.log_prob(actions), distribution.entropy()
 
-    def get_distribution(self, obs: dict[str, torch.Tensor]):
-        return self._distribution_and_values(obs)[0]
+    def get_distribution(self, obs: dict[str, torch.Tensor], action_masks: Any = None):
+        return self._distribution_and_values(obs, action_masks)[0]
 
     def predict_values(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         return self._distribution_and_values(obs)[1]
@@ -159,6 +149,31 @@ class LMActorCriticPolicy(ActorCriticPolicy):
         for key in ("net_arch", "activation_fn", "ortho_init"):  # SB3's MLP options, unused here
             data.pop(key, None)
         return data
+
+
+class LMActorCriticPolicy(LMPolicyMixin, ActorCriticPolicy):
+    """An SB3 ``ActorCriticPolicy`` over a causal LM (PPO, A2C): the LM head is the action distribution.
+
+    Args:
+        observation_space: textgym's ``Dict(input_ids, attention_mask)``.
+        action_space: ``Discrete(V)``, V the model's logits dimension.
+        lr_schedule: SB3's learning-rate schedule.
+        model: a model name or local folder (kept as a string, so ``save``/``load`` round-trip), or a
+            ``ModelBundle`` (not saved by name).
+        temperature: the sampling temperature; log-probs use the same one.
+        value_seed: seeds the value head's initial weights.
+        kv_cache: keep a KV cache per row in rollouts (no-grad calls); False recomputes every
+            observation in full, as SB3 does for any policy.
+        optimizer_class, optimizer_kwargs: as SB3's (A2C passes RMSprop through them).
+    """
+
+
+class MaskableLMActorCriticPolicy(LMPolicyMixin, MaskableActorCriticPolicy):
+    """The same policy for sb3-contrib's ``MaskablePPO``: actions outside the mask get probability 0.
+
+    Its log-probs (the ones PPO's ratio and the KL shaping use) are those of the masked distribution the
+    tokens were sampled from. Same arguments as :class:`LMActorCriticPolicy`.
+    """
 
 
 class RolloutCache:
@@ -232,15 +247,22 @@ class TextgymVecEnv(VecEnv):
     termination). Per-step info values (``ref_logprob``, ``non_score_reward``) and episode-end values
     (``score``, ``completion``, ...) are per-env dicts, as SB3 expects.
 
+    With ``mask_top_k=k`` it offers sb3-contrib's ``action_masks()``: the ``k`` tokens the env's reference
+    model ranks highest for each env's next token (RL4LMs' NLPO masks with top-k as well), read from the
+    reference logits the env computes anyway for the KL.
+
     Args:
         env: a textgym env id, or a ``TextVectorEnv`` made with ``autoreset_mode=DISABLED``.
         num_envs: the number of envs, when ``env`` is an id.
+        mask_top_k: the size of the top-k action mask for ``MaskablePPO``; None offers no masks.
         **env_kwargs: passed to ``gym.make_vec`` (``model``, ``kl_coef``, ``device``, ...). The
             reference log-prob is paid at every step (``ref_logprobs="step"``): delivering the KL at the
             episode's end would move its credit once GAE lambda is below 1.
     """
 
-    def __init__(self, env: str | TextVectorEnv, num_envs: int = 1, **env_kwargs: Any) -> None:
+    def __init__(
+        self, env: str | TextVectorEnv, num_envs: int = 1, mask_top_k: int | None = None, **env_kwargs: Any
+    ) -> None:
         if isinstance(env, str):
             env_kwargs = {"ref_logprobs": "step", "kl_update": "caller", **env_kwargs}
             env = gym.make_vec(
@@ -257,7 +279,11 @@ class TextgymVecEnv(VecEnv):
                 f"TextgymVecEnv resets ended envs itself: make the TextVectorEnv with "
                 f"autoreset_mode=DISABLED, got {env.metadata['autoreset_mode']}"
             )
-        self.envs = env
+        if mask_top_k is not None and not 1 <= mask_top_k <= env.vocab_size:
+            raise ValueError(
+                f"mask_top_k must be in [1, {env.vocab_size}] (the vocabulary), got {mask_top_k}"
+            )
+        self.envs, self.mask_top_k = env, mask_top_k
         self._actions: np.ndarray | None = None
         super().__init__(env.num_envs, env.single_observation_space, env.single_action_space)
 
@@ -298,8 +324,22 @@ class TextgymVecEnv(VecEnv):
                 out[i][key] = value.item() if isinstance(value, np.generic) else value
         return out
 
+    def action_masks(self) -> np.ndarray:
+        """``(num_envs, V)`` bool: True on the reference's ``mask_top_k`` most likely next tokens."""
+        if self.mask_top_k is None:
+            raise AttributeError("this TextgymVecEnv offers no action masks: make it with mask_top_k=k")
+        logits = self.envs.reference_next_logits()  # (B, V)
+        top = logits.topk(self.mask_top_k, dim=-1).indices
+        masks = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, top, True)
+        return masks.cpu().numpy()
+
     def close(self) -> None:
         self.envs.close()
+
+    def has_attr(self, attr_name: str) -> bool:
+        if attr_name == "action_masks":  # what sb3-contrib asks before MaskablePPO's rollouts
+            return self.mask_top_k is not None
+        return hasattr(self.envs, attr_name)
 
     def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
         # One env object holds every row: each index reads the same attribute (beta, the tokenizer, ...).
@@ -315,6 +355,8 @@ class TextgymVecEnv(VecEnv):
     def env_method(
         self, method_name: str, *method_args: Any, indices: Any = None, **method_kwargs: Any
     ) -> list:
+        if method_name == "action_masks":  # one mask per env
+            return list(self.action_masks()[list(self._get_indices(indices))])
         result = getattr(self.envs, method_name)(*method_args, **method_kwargs)
         return [result for _ in self._get_indices(indices)]
 
@@ -352,6 +394,7 @@ class LMRolloutBuffer(DictRolloutBuffer):
     """
 
     kl_coef: float | None = None
+    per_step = ("actions", "values", "log_probs", "advantages", "returns")  # flattened for get()
 
     def add(
         self,
@@ -361,6 +404,7 @@ class LMRolloutBuffer(DictRolloutBuffer):
         episode_start: np.ndarray,
         value: torch.Tensor,
         log_prob: torch.Tensor,
+        **kwargs: Any,
     ) -> None:
         if self.kl_coef is None:
             raise RuntimeError(
@@ -369,7 +413,7 @@ class LMRolloutBuffer(DictRolloutBuffer):
             )
         log_pi = log_prob.detach().cpu().numpy().reshape(-1)  # (n_envs,) at the sampling temperature
         reward = np.asarray(reward, dtype=np.float32) - self.kl_coef * log_pi
-        super().add(obs, action, reward, episode_start, value, log_prob)
+        super().add(obs, action, reward, episode_start, value, log_prob, **kwargs)
 
     def get(self, batch_size: int | None = None) -> Generator[DictRolloutBufferSamples, None, None]:
         assert self.full, "the rollout is not complete"
@@ -377,7 +421,7 @@ class LMRolloutBuffer(DictRolloutBuffer):
         if not self.generator_ready:
             for key, obs in self.observations.items():
                 self.observations[key] = self.swap_and_flatten(obs)
-            for name in ("actions", "values", "log_probs", "advantages", "returns"):
+            for name in self.per_step:
                 self.__dict__[name] = self.swap_and_flatten(self.__dict__[name])
             self.generator_ready = True
         batch_size = batch_size or self.buffer_size * self.n_envs
@@ -400,6 +444,9 @@ class LMRolloutBuffer(DictRolloutBuffer):
         return segments
 
     def _segment_samples(self, segments: list[np.ndarray]) -> DictRolloutBufferSamples:
+        return DictRolloutBufferSamples(**self._segment_fields(segments))
+
+    def _segment_fields(self, segments: list[np.ndarray]) -> dict[str, Any]:
         steps = np.concatenate(segments)  # (N,)
         last = np.array([s[-1] for s in segments])  # (S,) each segment's last step
         ids, mask = self.observations["input_ids"], self.observations["attention_mask"]
@@ -410,13 +457,51 @@ class LMRolloutBuffer(DictRolloutBuffer):
             "segment": self.to_torch(np.repeat(np.arange(len(segments)), [len(s) for s in segments])),
             "column": self.to_torch(columns),
         }
-        return DictRolloutBufferSamples(
-            observations=observations,
-            actions=self.to_torch(self.actions[steps].astype(np.float32, copy=False)),
-            old_values=self.to_torch(self.values[steps].flatten()),
-            old_log_prob=self.to_torch(self.log_probs[steps].flatten()),
-            advantages=self.to_torch(self.advantages[steps].flatten()),
-            returns=self.to_torch(self.returns[steps].flatten()),
+        return {
+            "observations": observations,
+            "actions": self.to_torch(self.actions[steps].astype(np.float32, copy=False)),
+            "old_values": self.to_torch(self.values[steps].flatten()),
+            "old_log_prob": self.to_torch(self.log_probs[steps].flatten()),
+            "advantages": self.to_torch(self.advantages[steps].flatten()),
+            "returns": self.to_torch(self.returns[steps].flatten()),
+        }
+
+
+class MaskableLMRolloutBuffer(LMRolloutBuffer, MaskableDictRolloutBuffer):
+    """:class:`LMRolloutBuffer` for sb3-contrib's ``MaskablePPO``, keeping each mask as its allowed actions.
+
+    sb3-contrib's own buffer stores every mask as ``V`` float32 per step: 3.2 GB at 2048 steps x 8 envs
+    x 49k tokens. A top-k mask needs ``k`` indices; this buffer stores ``(n_steps, n_envs, k)`` int64
+    indices (``-1`` pads rows with fewer; the width grows to the widest mask seen, so top-p masks fit
+    too) and rebuilds the boolean masks of one minibatch at a time.
+    """
+
+    per_step = (*LMRolloutBuffer.per_step, "allowed")
+
+    def reset(self) -> None:
+        DictRolloutBuffer.reset(self)  # not MaskableDictRolloutBuffer's, which allocates the V-wide masks
+        self.mask_dims = int(self.action_space.n)
+        self.allowed = np.full((self.buffer_size, self.n_envs, 0), -1, dtype=np.int64)
+
+    def add(self, *args: Any, action_masks: np.ndarray | None = None, **kwargs: Any) -> None:
+        if action_masks is not None:
+            masks = np.asarray(action_masks, dtype=bool).reshape(self.n_envs, self.mask_dims)
+            width = int(masks.sum(-1).max())
+            if width > self.allowed.shape[2]:
+                pad = np.full((*self.allowed.shape[:2], width - self.allowed.shape[2]), -1, dtype=np.int64)
+                self.allowed = np.concatenate([self.allowed, pad], axis=2)
+            order = np.argsort(~masks, axis=1, kind="stable")[:, : self.allowed.shape[2]]  # allowed first
+            self.allowed[self.pos] = np.where(np.take_along_axis(masks, order, 1), order, -1)
+        super().add(*args, **kwargs)
+
+    def _segment_samples(self, segments: list[np.ndarray]) -> MaskableDictRolloutBufferSamples:
+        allowed = self.allowed[np.concatenate(segments)]  # (N, k)
+        masks = np.zeros((len(allowed), self.mask_dims), dtype=bool)
+        rows, slots = np.nonzero(allowed >= 0)
+        masks[rows, allowed[rows, slots]] = True
+        masks[~masks.any(-1)] = True  # a step stored without a mask allows every action
+        return MaskableDictRolloutBufferSamples(
+            **self._segment_fields(segments), action_masks=self.to_torch(masks)
         )
 
 

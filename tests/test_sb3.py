@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import sharpen
+from sb3_contrib import MaskablePPO
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
@@ -17,6 +18,8 @@ from textgym.agents.sb3 import (
     LM_DEFAULTS,
     LMActorCriticPolicy,
     LMRolloutBuffer,
+    MaskableLMActorCriticPolicy,
+    MaskableLMRolloutBuffer,
     TextgymCallback,
     TextgymVecEnv,
 )
@@ -288,3 +291,52 @@ def test_whole_episode_minibatches_give_the_per_step_losses(model_dir):
         torch.testing.assert_close(entropy, entropy2, atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(log_prob, batch.old_log_prob, atol=1e-4, rtol=1e-4)  # first ratio is 1
         torch.testing.assert_close(values[:, 0], batch.old_values, atol=1e-5, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------------------- MaskablePPO
+class RecordMasks(BaseCallback):
+    def _on_training_start(self):
+        self.steps = []
+
+    def _on_step(self):
+        obs = {k: v.clone() for k, v in self.locals["obs_tensor"].items()}
+        masks = np.asarray(self.locals["action_masks"]).copy()
+        log_probs = self.locals["log_probs"].numpy().copy()
+        self.steps.append((obs, masks, self.locals["actions"].copy(), log_probs))
+        return True
+
+    def _on_rollout_end(self):
+        self.lm = copy.deepcopy(self.model.policy.lm_policy.lm)  # the weights that sampled the rollout
+
+
+def test_maskable_ppo_masks_with_the_reference_top_k_and_stores_indices(model_dir):
+    k, beta = 3, 0.2
+    env = TextgymVecEnv("textgym/Copy-v0", num_envs=2, kl_coef=beta, mask_top_k=k)
+    agent = MaskablePPO(
+        MaskableLMActorCriticPolicy, env, policy_kwargs={"model": model_dir},
+        rollout_buffer_class=MaskableLMRolloutBuffer, n_steps=10, batch_size=10, n_epochs=1, seed=0,
+        **LM_DEFAULTS,
+    )  # fmt: skip
+    record = RecordMasks()
+    agent.learn(20, callback=[TextgymCallback(), record])
+    buffer = agent.rollout_buffer
+    assert buffer.allowed.shape == (20, k) and not hasattr(buffer, "action_masks")  # k indices, not V floats
+    lm, ref = record.lm, env.envs.ref_model.model
+    for obs, masks, actions, log_probs in record.steps:
+        for e in range(2):
+            ids, mask = obs["input_ids"][e].long().numpy(), obs["attention_mask"][e].long().numpy()
+            real = torch.as_tensor(ids[mask == 1])[None]
+            with torch.no_grad():
+                ref_logits = ref(real).logits[0, -1].float()
+                logits = lm(real).logits[0, -1].float()
+            assert set(np.flatnonzero(masks[e])) == set(ref_logits.topk(k).indices.tolist())
+            assert masks[e][actions[e]]  # sampled inside the mask
+            masked = torch.log_softmax(logits.masked_fill(~torch.as_tensor(masks[e]), -torch.inf), -1)
+            assert log_probs[e] == pytest.approx(float(masked[actions[e]]), abs=1e-4)  # the masked log-prob
+    # the masks a minibatch rebuilds from the stored indices are the ones the rollout sampled under
+    stored = {tuple(s) for s in buffer.allowed.reshape(-1, k).tolist()}
+    sampled = {tuple(np.flatnonzero(m[e])) for _, m, *_ in record.steps for e in range(2)}
+    assert {tuple(sorted(s)) for s in stored} == sampled
+    batch = next(buffer.get(10))
+    assert batch.action_masks.shape == (len(batch.actions), env.action_space.n)
+    assert (batch.action_masks.sum(-1) == k).all()

@@ -97,6 +97,24 @@ class TextEnvFace:
         """The example (prompt and reward columns) of each env's current episode; None before a reset."""
         return list(self._engine.examples)
 
+    def reference_next_logits(self) -> torch.Tensor:
+        """``(num_envs, V)`` float32: the reference model's logits for each env's next token.
+
+        Free with per-step reference delivery (the env has already computed them for the KL of the next
+        step): what an action mask from the reference (RL4LMs' NLPO top-k) reads. An env that has
+        ended sits at its last values until it is reset.
+
+        Raises:
+            RuntimeError: without a per-step reference (``kl_coef=0``, or ``ref_logprobs="episode_end"``).
+        """
+        if self._engine.ref_lm is None:
+            raise RuntimeError(
+                "reference_next_logits needs the reference model stepped with the env: make the env with "
+                f"kl_coef > 0 and ref_logprobs='step' (got kl_coef={self.kl_coef}, "
+                f"ref_logprobs={self._engine.ref_timing!r})"
+            )
+        return self._engine.ref_lm.next_logits[:, : self.vocab_size].float()
+
     def encode_prompt(self, prompt: str) -> list[int]:
         """Token ids of a prompt as the model sees it (chat template included), after the overflow policy."""
         return self._engine.encode_prompt(prompt)

@@ -355,6 +355,11 @@ class LMAgent:
             )
         return self.policy.bundle.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
 
+    @property
+    def lm(self) -> torch.nn.Module:
+        """The causal LM the policy samples from (its LoRA view under LoRA)."""
+        return self.policy.lm
+
     def evaluate(
         self, episodes: int = 64, *, split: str = "test", seed: int = 0, env_id: str | None = None
     ) -> Evaluation:

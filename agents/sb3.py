@@ -45,26 +45,31 @@ Four pieces, each within SB3's public hooks:
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Generator, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
+from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.buffers import MaskableDictRolloutBuffer, MaskableDictRolloutBufferSamples
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.buffers import DictRolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import DictRolloutBufferSamples, Schedule
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 from textgym.agents.policy import LMPolicy, last_real_column
 from textgym.envs import TextVectorEnv
 from textgym.models import ModelBundle, load_model
 from textgym.models.cached_lm import CachedLM
+from textgym.task import TINY
 
 # SB3's defaults are tuned for control tasks; these are the LM ones (TRL, OpenRLHF): no discount, GAE
 # lambda 1 so the terminal score reaches the first token, a small step size.
@@ -563,3 +568,121 @@ class TextgymCallback(BaseCallback):
         self.logger.record("objective/kl", kl)
         for controller in self._controllers:
             controller.update(kl, len(self._kls))
+
+
+# ----------------------------------------------------------------------------------------------- agents
+class SB3Agent:
+    """An SB3 algorithm with every piece above wired in, behind textgym's ``Agent`` protocol.
+
+    ``SB3PPO``, ``SB3A2C`` and ``SB3MaskablePPO`` (``make_agent("sb3-ppo", ...)``) choose the algorithm.
+    ``agent.model`` is the SB3 algorithm itself, for anything SB3 offers beyond the protocol.
+
+    Args:
+        env: a textgym env id.
+        model: the policy's starting LM, a name or local folder (``load_model``); None: the env's own
+            model (a tiny task's model is saved inside the agent's zip, a named one by its name).
+        seed: seeds SB3 (weights, sampling) and the envs' prompts.
+        n_envs: episodes stepped side by side.
+        temperature: the policy's sampling temperature.
+        mask_top_k: ``MaskablePPO`` only: the size of the reference's top-k action mask.
+        env_kwargs: passed to ``gym.make_vec`` (``kl_coef``, ``kl_target``, ...).
+        verbose, tensorboard_log: as SB3's.
+        **algo_kwargs: the algorithm's own arguments (``n_steps``, ``batch_size``, ...), over
+            ``LM_DEFAULTS``.
+    """
+
+    algorithm: ClassVar[type[OnPolicyAlgorithm]] = PPO
+
+    def __init__(
+        self,
+        env: str,
+        *,
+        model: str | None = None,
+        seed: int = 0,
+        n_envs: int = 8,
+        temperature: float = 1.0,
+        mask_top_k: int | None = None,
+        env_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        tensorboard_log: str | None = None,
+        **algo_kwargs: Any,
+    ) -> None:
+        maskable = issubclass(self.algorithm, MaskablePPO)
+        if maskable == (mask_top_k is None):
+            raise ValueError(
+                f"mask_top_k is for MaskablePPO, which needs one: got {mask_top_k} for "
+                f"{self.algorithm.__name__}"
+            )
+        self._make_envs(env, n_envs, mask_top_k, dict(env_kwargs or {}))
+        if model is None:
+            default = self.envs.envs.task.default_model
+            model = self.envs.envs.model if default == TINY else default
+        policy = MaskableLMActorCriticPolicy if maskable else LMActorCriticPolicy
+        self.model = self.algorithm(
+            policy,
+            VecMonitor(self.envs),
+            policy_kwargs={"model": model, "temperature": temperature, "value_seed": seed},
+            rollout_buffer_class=MaskableLMRolloutBuffer if maskable else LMRolloutBuffer,
+            seed=seed,
+            verbose=verbose,
+            tensorboard_log=tensorboard_log,
+            **{**LM_DEFAULTS, **algo_kwargs},
+        )
+        # Saved with the algorithm (SB3 pickles its attributes), so that load() rebuilds the envs.
+        self.model.textgym_env = (env, n_envs, mask_top_k, self.env_kwargs)
+
+    def _make_envs(
+        self, env_id: str, n_envs: int, mask_top_k: int | None, env_kwargs: dict[str, Any]
+    ) -> None:
+        self.env_id, self.n_envs, self.mask_top_k, self.env_kwargs = env_id, n_envs, mask_top_k, env_kwargs
+        self.envs = TextgymVecEnv(env_id, n_envs, mask_top_k=mask_top_k, **env_kwargs)
+
+    @property
+    def lm(self) -> torch.nn.Module:
+        """The causal LM the policy samples from."""
+        return self.model.policy.lm_policy.lm
+
+    def learn(
+        self, total_timesteps: int, callback: Any = None, progress_bar: bool = False, **kwargs: Any
+    ) -> SB3Agent:
+        """SB3's ``learn``, with :class:`TextgymCallback` added to ``callback``."""
+        callbacks = [TextgymCallback(), *([] if callback is None else [callback])]
+        self.model.learn(total_timesteps, callback=callbacks, progress_bar=progress_bar, **kwargs)
+        return self
+
+    def predict(
+        self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = False
+    ) -> tuple[np.ndarray, Any]:
+        """Next tokens, as SB3's ``predict`` (unmasked: masks shape training only, as NLPO evaluates)."""
+        return self.model.predict(_numpy(observation), state, episode_start, deterministic)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        self.model.save(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], **kwargs: Any) -> SB3Agent:
+        """Rebuild the agent, its envs and its SB3 algorithm (weights, optimizer, counters) from ``save``."""
+        model = cls.algorithm.load(path, **kwargs)
+        agent = cls.__new__(cls)
+        agent._make_envs(*model.textgym_env)
+        model.set_env(VecMonitor(agent.envs))
+        agent.model = model
+        return agent
+
+
+class SB3PPO(SB3Agent):
+    """SB3's ``PPO`` on a causal LM; the arguments are :class:`SB3Agent`'s."""
+
+    algorithm = PPO
+
+
+class SB3A2C(SB3Agent):
+    """SB3's ``A2C`` on a causal LM; the arguments are :class:`SB3Agent`'s."""
+
+    algorithm = A2C
+
+
+class SB3MaskablePPO(SB3Agent):
+    """sb3-contrib's ``MaskablePPO`` on a causal LM; the arguments are :class:`SB3Agent`'s."""
+
+    algorithm = MaskablePPO

@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("textgym.envs",),
     ("textgym.tasks",),
     ("textgym.registration",),
-    ("textgym.rollout",),
+    ("textgym.rollout", "textgym.agent"),
     ("textgym.evaluation",),
     ("textgym",),  # the package itself: its __init__ gathers the public names
     ("textgym.agents.config", "textgym.agents.checkpoint", "textgym.agents.logger"),

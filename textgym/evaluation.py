@@ -12,9 +12,8 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 
+from textgym.agent import Agent
 from textgym.rollout import Episodes, PredictPolicy, sample_episodes
-
-Agent = torch.nn.Module | PredictPolicy | Literal["reference"]
 
 
 @dataclass
@@ -49,7 +48,7 @@ def distinct_n(texts: list[str], n: int) -> float:
 
 
 def evaluate(
-    agent: Agent,
+    agent: Agent | PredictPolicy | torch.nn.Module | Literal["reference"],
     env_id: str,
     episodes: int = 64,
     *,
@@ -64,9 +63,10 @@ def evaluate(
 
     Args:
         agent: what writes the completions. A causal LM sharing the env's tokenizer, sampled with a KV
-            cache (a textgym agent's is ``agent.policy.lm``; ``agent.evaluate()`` passes it); any object
-            with SB3-style ``predict(obs, deterministic=...)`` (its KL is unknown: NaN); or
-            ``"reference"`` to sample from the env's own (reference) model, the zero-shot baseline.
+            cache; an :class:`~textgym.agent.Agent` with an ``lm`` attribute (textgym's agents, the
+            adapters), whose LM is sampled so; any object with SB3-style ``predict(obs,
+            deterministic=...)`` (its KL is unknown: NaN); or ``"reference"`` to sample from the env's
+            own (reference) model, the zero-shot baseline.
         env_id: a registered id, e.g. ``"textgym/Sentiment-v0"``.
         episodes: how many episodes (rounded up to a multiple of ``num_envs``).
         split: the task split the prompts come from; ``"test"`` holds prompts never trained on.
@@ -94,6 +94,8 @@ def evaluate(
         if agent != "reference":
             raise ValueError(f"agent must be a model, an object with predict, or 'reference'; got {agent!r}")
         agent = envs.unwrapped.ref_model.model
+    elif not isinstance(agent, torch.nn.Module) and isinstance(getattr(agent, "lm", None), torch.nn.Module):
+        agent = agent.lm
     generator = torch.Generator(device=envs.unwrapped.device).manual_seed(seed)
     runs: list[Episodes] = [
         sample_episodes(

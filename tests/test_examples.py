@@ -19,7 +19,13 @@ def load(name: str) -> dict:
 
 
 def test_every_example_is_covered():
-    tested = {"custom_agent.py", "custom_reward.py", "evaluate_default_model.py", "train_agent.py"}
+    tested = {
+        "custom_agent.py",
+        "custom_reward.py",
+        "evaluate_default_model.py",
+        "torchrl_ppo.py",
+        "train_agent.py",
+    }
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -80,6 +86,13 @@ def test_train_agent_improves_the_held_out_score(tmp_path):
     )  # fmt: skip
     assert results["after"].score > results["before"].score + 0.2
     assert (tmp_path / "logs" / "progress.csv").exists() and (tmp_path / "checkpoints" / "last.pt").exists()
+
+
+def test_torchrl_ppo_improves_the_held_out_score(capsys):
+    # Measured at 4,096 tokens on Pattern-v0: 0.25-0.38 from 0.05 (seeds 0-5, 64 held-out episodes).
+    results = load("torchrl_ppo.py")["main"](["--total-timesteps", "4096", "--eval-episodes", "32"])
+    assert results["after"] > results["before"] + 0.15, results
+    assert "held-out score" in capsys.readouterr().out
 
 
 def test_train_agent_passes_config_fields_to_the_agent(tmp_path):

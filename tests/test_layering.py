@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("textgym.agents.config", "textgym.agents.checkpoint", "textgym.agents.logger"),
     ("textgym.agents.policy",),
     ("textgym.agents.base",),
-    ("textgym.agents.reinforce", "textgym.agents.ppo", "textgym.agents.sb3"),
+    ("textgym.agents.reinforce", "textgym.agents.ppo", "textgym.agents.sb3", "textgym.agents.torchrl"),
     ("textgym.agents",),
 ]
 

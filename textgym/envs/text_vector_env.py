@@ -57,7 +57,9 @@ class TextVectorEnv(TextEnvFace, VectorEnv):
       the new episode's first observation comes back.
     - DISABLED: an env that terminated sits out (its actions are ignored, reward 0, ``terminated`` False)
       until ``reset(options={"reset_mask": mask})`` restarts it. This is the natural mode for LM agents
-      that roll out a batch of episodes and then update.
+      that roll out a batch of episodes and then update, and the one TorchRL's ``GymWrapper`` takes.
+
+    The mode is ``metadata["autoreset_mode"]``, also readable as the ``autoreset_mode`` attribute.
 
     ```python
     import gymnasium as gym
@@ -101,6 +103,11 @@ class TextVectorEnv(TextEnvFace, VectorEnv):
         self.device = self._engine.device
         self._rngs: list[np.random.Generator] | None = None
         self._autoreset_rows: list[int] = []  # NEXT_STEP: envs that ended last step, reset by this one
+
+    @property
+    def autoreset_mode(self) -> AutoresetMode:
+        """``metadata["autoreset_mode"]``, as an attribute: TorchRL's ``GymWrapper`` reads it there."""
+        return self.metadata["autoreset_mode"]
 
     def set_action_logprobs(self, logprobs: torch.Tensor) -> None:
         """Announce ``log pi(a_t|s_t)`` for the ``(num_envs,)`` actions the next :meth:`step` receives."""

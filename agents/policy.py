@@ -159,15 +159,15 @@ class LMPolicy(nn.Module):
         outputs come from one pass over its last observation.
         """
         ids, mask = input_ids.long(), attention_mask.long()
-        first = int(columns.min())
+        keep = torch.unique(columns)  # sorted; the LM head runs only there: (R, len(keep), V), not (R, L, V)
         out = self.lm(
             input_ids=ids,
             attention_mask=mask,
             position_ids=position_ids_from_mask(mask),
             output_hidden_states=self.value_head is not None,
-            logits_to_keep=ids.shape[1] - first,  # the LM head only from the first wanted column on
+            logits_to_keep=keep,
         )
-        logits = out.logits[rows, columns - first].float()
+        logits = out.logits[rows, torch.searchsorted(keep, columns)].float()
         values = None
         if self.value_head is not None:
             values = self.value_head(out.hidden_states[-1][rows, columns].float())[..., 0]

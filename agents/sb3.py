@@ -588,7 +588,7 @@ class SB3Agent:
         env_kwargs: passed to ``gym.make_vec`` (``kl_coef``, ``kl_target``, ...).
         verbose, tensorboard_log: as SB3's.
         **algo_kwargs: the algorithm's own arguments (``n_steps``, ``batch_size``, ...), over
-            ``LM_DEFAULTS``.
+            ``LM_DEFAULTS``; ``policy_kwargs`` go to the policy (``kv_cache``, ``optimizer_class``).
     """
 
     algorithm: ClassVar[type[OnPolicyAlgorithm]] = PPO
@@ -621,7 +621,12 @@ class SB3Agent:
         self.model = self.algorithm(
             policy,
             VecMonitor(self.envs),
-            policy_kwargs={"model": model, "temperature": temperature, "value_seed": seed},
+            policy_kwargs={
+                "model": model,
+                "temperature": temperature,
+                "value_seed": seed,
+                **algo_kwargs.pop("policy_kwargs", {}),
+            },
             rollout_buffer_class=MaskableLMRolloutBuffer if maskable else LMRolloutBuffer,
             seed=seed,
             verbose=verbose,

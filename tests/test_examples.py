@@ -20,6 +20,7 @@ def load(name: str) -> dict:
 
 def test_every_example_is_covered():
     tested = {
+        "sb3_ppo.py",
         "custom_agent.py",
         "custom_reward.py",
         "evaluate_default_model.py",
@@ -103,3 +104,13 @@ def test_train_agent_passes_config_fields_to_the_agent(tmp_path):
     assert config["gae_lambda"] == 1.0 and config["n_epochs"] == 1 and config["batch_size"] == 4
     with pytest.raises(TypeError, match=r"unknown PPOConfig field\(s\) \['lamda'\]"):
         main([*common, "--episodes", "4", "--out", str(tmp_path), "--config", "lamda=1.0"])
+
+
+def test_sb3_ppo_example_learns_pattern():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: more threads only add overhead on a busy machine
+    try:
+        results = load("sb3_ppo.py")["main"](["--total-timesteps", "4096", "--eval-episodes", "16"])
+    finally:
+        torch.set_num_threads(threads)
+    assert results["after"].score > results["before"].score + 0.2, results

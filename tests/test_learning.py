@@ -70,9 +70,9 @@ def test_reinforce_rloo_learns_pattern():
 #   0.14-0.17 (RMSprop or Adam), and lr 5e-3 collapsed one seed to 0.
 # - MaskablePPO (PPO's settings, top-8 mask of 13 tokens from the reference, beta 0.01), seeds 0-2:
 #   0.608, 0.362, 0.606.
-# One seed each (the suite's time budget): seed 1, the weakest measured for PPO and MaskablePPO.
+# One seed each (the suite's time budget): seed 1, the weakest measured for MaskablePPO. SB3 PPO's own
+# learning check is examples/sb3_ppo.py's test (the same settings at 4,096 steps).
 SB3_RUNS = {
-    "sb3-ppo": (1, 0.3, {"n_steps": 16, "batch_size": 64, "n_epochs": 4, "learning_rate": 1e-3}),
     "sb3-a2c": (1, 0.12, {"n_steps": 8, "learning_rate": 2e-3, "normalize_advantage": True}),
     "sb3-maskable-ppo": (
         1,

@@ -30,10 +30,10 @@ values; with ``M = 1`` its first epoch's pass doubles as that). SB3 keeps the ro
 values and adds one value call on the last observation; TorchRL's GAE runs the critic once over the
 ``B x (T + 1)`` observations. Those are the libraries' own costs and are timed as such.
 
-Every episode runs exactly ``T`` tokens (the envs' EOS ids are cleared, so a sampled EOS is just another
-token; ``bench/rollout.py`` suppresses EOS for the same reason): every runner does the same number of env
-steps per iteration, each rollout holds ``B`` whole episodes, and the generation budget means what it
-says. Learning rate 1e-5 and seed 0 everywhere, fp32 on CPU, one ``torch.set_num_threads`` for all
+Episodes end at EOS or at the budget ``T``, as in training: the runners are compared by time per env
+step, counted as each iteration took them (the budget section's seconds per iteration also move with how
+often EOS comes first). Learning rate 1e-5 and seed 0 everywhere, fp32 on CPU, one
+``torch.set_num_threads`` for all
 (``--threads``, default 1: on a 2-core machine shared with other jobs, two OpenMP threads made the tiny
 model's iterations 80x slower, 22 s instead of 0.3 s, and the figures noise).
 
@@ -93,7 +93,6 @@ from textgym.agents.sb3 import (
     TextgymVecEnv,
 )
 from textgym.agents.torchrl import TorchRLPPO
-from textgym.envs import TextVectorEnv
 from textgym.models import ModelBundle, load_model
 from textgym.tasks import CopyTask
 
@@ -118,12 +117,6 @@ class Setting:
         return self.envs * self.tokens
 
 
-def fixed_length(envs: TextVectorEnv) -> None:
-    """Clear the env's EOS ids, so that every episode runs the whole generation budget."""
-    engine = envs._engine  # the env's transition; its ``eos`` decides which actions end an episode
-    engine.eos = engine.eos[:0]
-
-
 class Runner:
     """One training setup; :meth:`iterate` runs one PPO iteration and returns the env steps it took."""
 
@@ -145,7 +138,6 @@ class Ours(Runner):
             seed=SEED,
             device="cpu",
         )
-        fixed_length(self.agent.envs)
         self.batch = s.envs
 
     def iterate(self) -> int:
@@ -157,7 +149,6 @@ class Ours(Runner):
 class SB3(Runner):
     def __init__(self, s: Setting, adapter: bool) -> None:
         env = TextgymVecEnv(s.env_id, s.envs, model=s.bundle, kl_coef=s.kl_coef, generation_budget=s.tokens)
-        fixed_length(env.envs)
         self.adapter, self.steps = adapter, s.steps_per_iteration
         self.model = SB3PPOAlgorithm(
             LMActorCriticPolicy,
@@ -194,7 +185,6 @@ class TorchRL(Runner):
             seed=SEED,
             device="cpu",
         )
-        fixed_length(self.agent.envs)
         self.steps = s.steps_per_iteration
 
     def iterate(self) -> int:
@@ -408,7 +398,7 @@ def main() -> None:
     print(
         f"Every runner at kl_coef {args.kl_coef}; plain SB3 runs without TextgymCallback, so its reward "
         "lacks the -beta log pi term (the same work).\n"
-        "Every episode runs the whole budget: EOS does not end it.\n"
+        "Episodes end at EOS or at the generation budget, as in training.\n"
     )
     print("\n".join(report))
 

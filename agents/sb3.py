@@ -455,12 +455,11 @@ class LMRolloutBuffer(DictRolloutBuffer):
         steps = np.concatenate(segments)  # (N,)
         last = np.array([s[-1] for s in segments])  # (S,) each segment's last step
         ids, mask = self.observations["input_ids"], self.observations["attention_mask"]
-        columns = mask.shape[1] - 1 - np.argmax(mask[steps][:, ::-1] != 0, axis=1)  # (N,) last real column
         observations = {
             "input_ids": self.to_torch(ids[last]),
             "attention_mask": self.to_torch(mask[last]),
             "segment": self.to_torch(np.repeat(np.arange(len(segments)), [len(s) for s in segments])),
-            "column": self.to_torch(columns),
+            "column": last_real_column(self.to_torch(mask[steps])),  # (N,) each step's next-token column
         }
         return {
             "observations": observations,

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from textgym.agents.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from textgym.agents.config import AgentConfig, build_config
 from textgym.agents.logger import MetricLogger
-from textgym.agents.policy import LMPolicy
+from textgym.agents.policy import LMPolicy, observation_batch
 from textgym.envs import TextEnv, TextVectorEnv
 from textgym.evaluation import Evaluation, evaluate
 from textgym.models import ModelBundle, load_model
@@ -316,10 +316,7 @@ class LMAgent:
         Each call runs the policy over the whole observation (no cache); agents' own rollouts use a
         KV cache instead.
         """
-        ids = torch.as_tensor(np.asarray(observation["input_ids"]), device=self.device).long()
-        mask = torch.as_tensor(np.asarray(observation["attention_mask"]), device=self.device).long()
-        single = ids.ndim == 1
-        ids, mask = (ids[None], mask[None]) if single else (ids, mask)
+        ids, mask, single = observation_batch(observation, self.device)
         with self.autocast():
             logits, _ = self.policy.next_token(ids, mask)
         if deterministic:

@@ -62,7 +62,7 @@ from torchrl.objectives.value import GAE
 from textgym.agents.base import resolve_device
 from textgym.agents.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from textgym.agents.config import arg, build_config
-from textgym.agents.policy import LMPolicy
+from textgym.agents.policy import LMPolicy, observation_batch
 from textgym.envs import TextVectorEnv
 from textgym.models import ModelBundle, load_model
 
@@ -145,11 +145,7 @@ class NextToken(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
         batch, L = input_ids.shape[:-1], input_ids.shape[-1]
         ids, mask = input_ids.reshape(-1, L), attention_mask.reshape(-1, L)  # (B, L)
-        # Columns that are padding in every row change nothing (positions come from the mask): on the toy
-        # tasks most of the 64 prompt columns are, so the forward pass shrinks several times.
-        real = mask.any(0)
-        first, end = int(real.int().argmax()), L - int(real.flip(0).int().argmax())
-        logits, values = self.policy.next_token(ids[:, first:end], mask[:, first:end])  # (B, V), (B,)
+        logits, values = self.policy.next_token(ids, mask)  # (B, V), (B,)
         values = values.reshape(*batch, 1)
         if self.value_only:
             return values
@@ -363,14 +359,8 @@ class TorchRLPPO:
         ``observation`` is textgym's dict of int64 arrays or tensors. Sampling uses the actor (its
         temperature) and torch's global generator; ``deterministic`` takes the most likely token.
         """
-        ids = torch.as_tensor(observation["input_ids"], device=self.device).long()
-        mask = torch.as_tensor(observation["attention_mask"], device=self.device).long()
-        single = ids.ndim == 1
-        td = TensorDict(
-            {"input_ids": ids.reshape(-1, ids.shape[-1]), "attention_mask": mask.reshape(-1, ids.shape[-1])},
-            batch_size=[1 if single else ids.shape[0]],
-            device=self.device,
-        )
+        ids, mask, single = observation_batch(observation, self.device)
+        td = TensorDict({"input_ids": ids, "attention_mask": mask}, batch_size=[len(ids)], device=self.device)
         mode = ExplorationType.DETERMINISTIC if deterministic else ExplorationType.RANDOM
         with set_exploration_type(mode):
             actions = self.actor(td)["action"].cpu().numpy()  # (B,) int64

@@ -234,7 +234,7 @@ class LMAgent:
             def progress() -> int:
                 return self.num_timesteps
 
-        self.logger = MetricLogger(self.config.log_dir, start_iteration=self.iteration)
+        self.logger = MetricLogger(self.config.log_dir, start_iteration=self.iteration + 1)
         bar = tqdm(
             total=total, initial=progress(), unit=unit, disable=not progress_bar, desc=type(self).__name__
         )

@@ -10,8 +10,9 @@ from pathlib import Path
 class MetricLogger:
     """Writes each iteration's scalars to ``<log_dir>/progress.csv`` and TensorBoard event files.
 
-    On resume the CSV is appended to, after dropping rows from iterations at or past the resume point
-    (an interrupted run may have logged iterations that the checkpoint does not hold).
+    ``start_iteration`` is the first iteration this logger will log. The CSV is appended to, after
+    dropping rows from that iteration on (an interrupted run may have logged iterations that the
+    checkpoint it resumes from does not hold).
     """
 
     def __init__(self, log_dir: str | os.PathLike[str] | None, start_iteration: int = 0) -> None:

@@ -44,8 +44,10 @@ Four pieces, each within SB3's public hooks:
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import os
+import re
 from collections.abc import Generator, Sequence
 from typing import Any, ClassVar
 
@@ -60,11 +62,13 @@ from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.buffers import DictRolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import configure
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import DictRolloutBufferSamples, Schedule
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
+from textgym.agent import Option
 from textgym.agents.policy import LMPolicy, last_real_column
 from textgym.envs import TextVectorEnv
 from textgym.models import ModelBundle, load_model
@@ -586,6 +590,7 @@ class SB3Agent:
         mask_top_k: ``MaskablePPO`` only: the size of the reference's top-k action mask.
         env_kwargs: passed to ``gym.make_vec`` (``kl_coef``, ``kl_target``, ...).
         verbose, tensorboard_log: as SB3's.
+        log_dir: SB3's logger writes ``progress.csv`` and TensorBoard events here (None: SB3's default).
         **algo_kwargs: the algorithm's own arguments (``n_steps``, ``batch_size``, ...), over
             ``LM_DEFAULTS``; ``policy_kwargs`` go to the policy (``kv_cache``, ``optimizer_class``).
     """
@@ -604,6 +609,7 @@ class SB3Agent:
         env_kwargs: dict[str, Any] | None = None,
         verbose: int = 0,
         tensorboard_log: str | None = None,
+        log_dir: str | None = None,
         **algo_kwargs: Any,
     ) -> None:
         maskable = issubclass(self.algorithm, MaskablePPO)
@@ -634,6 +640,8 @@ class SB3Agent:
         )
         # Saved with the algorithm (SB3 pickles its attributes), so that load() rebuilds the envs.
         self.model.textgym_env = (env, n_envs, mask_top_k, self.env_kwargs)
+        if log_dir is not None:
+            self.model.set_logger(configure(str(log_dir), ["csv", "tensorboard"]))
 
     def _make_envs(
         self, env_id: str, n_envs: int, mask_top_k: int | None, env_kwargs: dict[str, Any]
@@ -646,12 +654,53 @@ class SB3Agent:
         """The causal LM the policy samples from."""
         return self.model.policy.lm_policy.lm
 
+    # What the Args above say of the agent's own settings, for ``textgym train --help``.
+    _own_help: ClassVar[dict[str, str]] = {
+        "n_envs": "episodes stepped side by side",
+        "temperature": "the policy's sampling temperature",
+        "mask_top_k": "MaskablePPO only: the size of the reference's top-k action mask",
+        "env_kwargs": "passed to gym.make_vec (kl_coef, kl_target, ...)",
+        "verbose": "SB3's verbosity",
+        "tensorboard_log": "SB3's TensorBoard folder",
+        "log_dir": "SB3's logger writes progress.csv and TensorBoard events here",
+    }
+
+    @classmethod
+    def options(cls) -> list[Option]:
+        """The agent's own settings, then the algorithm's (defaults over ``LM_DEFAULTS``, SB3's help)."""
+        helps = dict(
+            re.findall(r":param (\w+): (.*?)(?=\n\s*:param|\n\s*:return|\Z)", cls.algorithm.__doc__, re.S)
+        )
+        own = inspect.signature(cls.__init__).parameters
+        options = [Option(n, own[n].default, help_text) for n, help_text in cls._own_help.items()]
+        # Set by the agent itself (the policy, its buffer) or run-level (textgym train's --model, --seed).
+        skip = {"self", "policy", "env", "rollout_buffer_class", "_init_setup_model", *own}
+        for name, p in inspect.signature(cls.algorithm.__init__).parameters.items():
+            if name not in skip:
+                help_text = " ".join(helps.get(name, "").split())
+                options.append(Option(name, LM_DEFAULTS.get(name, p.default), help_text))
+        return options
+
+    @property
+    def num_timesteps(self) -> int:
+        return self.model.num_timesteps
+
     def learn(
         self, total_timesteps: int, callback: Any = None, progress_bar: bool = False, **kwargs: Any
     ) -> SB3Agent:
-        """SB3's ``learn``, with :class:`TextgymCallback` added to ``callback``."""
+        """Train until ``total_timesteps`` env steps since the run's start, with :class:`TextgymCallback`.
+
+        The Agent protocol's count, which a loaded agent continues: SB3's
+        ``learn(total_timesteps - num_timesteps, reset_num_timesteps=False)``, so a fresh agent trains
+        ``total_timesteps`` steps as SB3 would.
+        """
+        remaining = total_timesteps - self.model.num_timesteps
+        if remaining <= 0:
+            return self
         callbacks = [TextgymCallback(), *([] if callback is None else [callback])]
-        self.model.learn(total_timesteps, callback=callbacks, progress_bar=progress_bar, **kwargs)
+        self.model.learn(
+            remaining, callback=callbacks, progress_bar=progress_bar, reset_num_timesteps=False, **kwargs
+        )
         return self
 
     def predict(

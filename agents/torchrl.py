@@ -62,6 +62,7 @@ from torchrl.objectives.value import GAE
 from textgym.agents.base import resolve_device
 from textgym.agents.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from textgym.agents.config import arg, build_config
+from textgym.agents.logger import MetricLogger
 from textgym.agents.policy import LMPolicy, observation_batch
 from textgym.envs import TextVectorEnv
 from textgym.models import ModelBundle, load_model
@@ -198,6 +199,7 @@ class TorchRLPPOConfig:
     kl_coef: float | None = arg(None, "beta of the KL shaping; None keeps the task's default")
     seed: int = arg(0, "seeds the env's prompts, the value head, sampling and minibatches (same run on CPU)")
     device: str = arg("auto", "'auto': CUDA when available, else CPU")
+    log_dir: str | None = arg(None, "TensorBoard events and progress.csv; None: metrics stay in memory")
 
 
 class TorchRLPPO:
@@ -276,17 +278,23 @@ class TorchRLPPO:
         total_timesteps: int,
         callback: Callable[[TorchRLPPO, dict[str, float]], bool | None] | None = None,
     ) -> TorchRLPPO:
-        """Train for ``total_timesteps`` env steps (generated tokens), in whole batches of frames.
+        """Train until ``total_timesteps`` env steps since the run's start, in whole batches.
 
+        A loaded agent continues towards the same total (the Agent protocol's count). Each call starts a
+        new collector, which resets the env: episodes in flight at the end of a call are dropped.
         ``callback(agent, metrics)`` runs after each iteration; returning False stops.
         """
         cfg = self.config
         frames = cfg.num_envs * cfg.n_steps
+        remaining = total_timesteps - self.num_timesteps
+        if remaining <= 0:
+            return self
+        logger = MetricLogger(cfg.log_dir, start_iteration=self.num_timesteps // frames + 1)
         collector = Collector(
             self.env,
             self.actor,
             frames_per_batch=frames,
-            total_frames=math.ceil(total_timesteps / frames) * frames,
+            total_frames=math.ceil(remaining / frames) * frames,
             device=self.device,
             exploration_type=ExplorationType.RANDOM,
             auto_register_policy_transforms=False,  # InitTracker and primers are for recurrent policies
@@ -340,10 +348,12 @@ class TorchRLPPO:
                     "objective/kl_coef": self.envs.kl_coef,
                     "time/total_timesteps": float(self.num_timesteps),
                 }
+                logger.log(self.num_timesteps // frames, metrics)
                 if callback is not None and callback(self, metrics) is False:
                     break
         finally:
             collector.shutdown()
+            logger.close()
         return self
 
     @torch.no_grad()

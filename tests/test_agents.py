@@ -330,19 +330,6 @@ def test_every_config_field_has_help_text_for_the_command_line(config_class):
     assert "learning_rate (float, default 1e-05): AdamW step size" in text
 
 
-def test_train_agent_help_lists_the_config_fields(capsys):
-    import runpy
-    from pathlib import Path
-
-    main = runpy.run_path(str(Path(__file__).parent.parent / "examples" / "train_agent.py"), run_name="x")[
-        "main"
-    ]
-    with pytest.raises(SystemExit):
-        main(["--help"])
-    out = capsys.readouterr().out
-    assert "gae_lambda (float, default 0.95): GAE lambda" in out and "baseline (" in out
-
-
 def test_the_policy_is_one_module_that_ddp_wraps(tmp_path):
     """DDP (gloo, one rank) wraps the policy; the teacher-forced pass through the wrapper reaches the value
     head, so data-parallel training would keep it synchronised with the LM."""

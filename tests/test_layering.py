@@ -26,6 +26,10 @@ LAYERS: list[tuple[str, ...]] = [
     ("textgym.agents.base",),
     ("textgym.agents.reinforce", "textgym.agents.ppo", "textgym.agents.sb3", "textgym.agents.torchrl"),
     ("textgym.agents",),
+    # The textgym command: agents by name (textgym.agent), never by import of textgym.agents.
+    ("textgym.run", "textgym.export"),
+    ("textgym.compare",),
+    ("textgym.cli", "textgym.__main__"),
 ]
 
 

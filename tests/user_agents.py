@@ -25,6 +25,7 @@ class PositionAgent:
         self.prompt_budget = self.env.unwrapped.prompt_budget
         length, vocab = self.env.unwrapped.generation_budget, self.env.unwrapped.vocab_size
         self.logits = np.zeros((length, vocab))  # (T, V)
+        self.num_timesteps, self.episodes = 0, 0
 
     def _probs(self, t: np.ndarray) -> np.ndarray:
         z = self.logits[t] - self.logits[t].max(-1, keepdims=True)
@@ -41,19 +42,18 @@ class PositionAgent:
         return (actions[0] if single else actions), state
 
     def learn(self, total_timesteps: int, **kwargs):
-        steps, seed = 0, self.seed
-        while steps < total_timesteps:
+        while self.num_timesteps < total_timesteps:  # the protocol's count: steps since the run's start
             episodes = []
             for _ in range(self.batch):
-                obs, _ = self.env.reset(seed=seed)
-                seed += 1
+                obs, _ = self.env.reset(seed=self.seed + self.episodes)
+                self.episodes += 1
                 actions, terminated = [], False
                 while not terminated:
                     action, _ = self.predict(obs)
                     obs, _, terminated, _, info = self.env.step(action)
                     actions.append(int(action))
                 episodes.append((actions, info["score"]))
-                steps += len(actions)
+                self.num_timesteps += len(actions)
             baseline = np.mean([score for _, score in episodes])
             for actions, score in episodes:
                 t = np.arange(len(actions))
@@ -63,13 +63,26 @@ class PositionAgent:
         return self
 
     def save(self, path):
+        state = {
+            "env": self.env.spec.id,
+            "seed": self.seed,
+            "learning_rate": self.learning_rate,
+            "batch": self.batch,
+            "logits": self.logits.tolist(),
+            "num_timesteps": self.num_timesteps,
+            "episodes": self.episodes,
+            "rng": self.rng.bit_generator.state,
+        }
         with open(path, "w") as f:
-            json.dump({"env": self.env.spec.id, "seed": self.seed, "logits": self.logits.tolist()}, f)
+            json.dump(state, f)
 
     @classmethod
     def load(cls, path, **kwargs):
         with open(path) as f:
             state = json.load(f)
-        agent = cls(state["env"], seed=state["seed"], **kwargs)
+        settings = {"seed": state["seed"], "learning_rate": state["learning_rate"], "batch": state["batch"]}
+        agent = cls(state["env"], **{**settings, **kwargs})
         agent.logits = np.array(state["logits"])
+        agent.num_timesteps, agent.episodes = state["num_timesteps"], state["episodes"]
+        agent.rng.bit_generator.state = state["rng"]
         return agent

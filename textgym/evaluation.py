@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -37,6 +40,18 @@ class Evaluation:
     def summary(self) -> dict[str, Any]:
         """The scalar figures, for tables and logs."""
         return {k: v for k, v in asdict(self).items() if k not in ("completions", "prompts", "scores")}
+
+    def to_json(self, path: str | os.PathLike[str]) -> None:
+        """Write the figures, prompts, completions and scores as JSON (written whole, then renamed)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({**asdict(self), "scores": self.scores.tolist()}, indent=1))
+        os.replace(tmp, path)
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike[str]) -> Evaluation:
+        data = json.loads(Path(path).read_text())
+        return cls(**{**data, "scores": np.asarray(data["scores"], dtype=np.float64)})
 
 
 def distinct_n(texts: list[str], n: int) -> float:

@@ -1,0 +1,241 @@
+"""The ``textgym`` command end to end on the toy tasks: list, train (and resume), eval, export, compare."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+import textgym.run
+from textgym.cli import app
+from textgym.compare import Comparison, compare, interval
+from textgym.evaluation import Evaluation
+from textgym.run import RunConfig, read_curve, train
+
+runner = CliRunner()
+TESTS = str(Path(__file__).resolve().parent)
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny models: more threads only add overhead on a busy 2-core machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_list_shows_every_env_and_agent():
+    out = invoke("list").output
+    for name in ("textgym/Pattern-v0", "textgym/Sentiment-v0", "reinforce", "sb3-ppo", "torchrl-ppo"):
+        assert name in out
+    assert "pkg.module:Class" in out
+
+
+def test_train_help_shows_every_agent_setting_with_its_help():
+    out = invoke("train", "--help").output
+    assert "gae_lambda = 0.95: GAE lambda" in out  # textgym's PPO
+    assert "n_steps = 2048: The number of steps" in out  # SB3's PPO, help from SB3's docstring
+    assert "--timesteps" in out and "[default: 8]" in out
+
+
+def test_train_writes_a_run_that_eval_and_export_read(tmp_path):
+    run = tmp_path / "run"
+    result = invoke(
+        "train", "--env", "textgym/Pattern-v0", "--agent", "ppo", "--timesteps", 3072, "--checkpoints", 2,
+        "--eval-episodes", 16, "--set", "learning_rate=1e-3", "--set", "batch_size=16", "--out", run,
+        "--no-progress",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["settings"] == {"learning_rate": 1e-3, "batch_size": 16}
+    assert config["resolved"]["gae_lambda"] == 0.95 and config["versions"]["torch"] == torch.__version__
+    curve = read_curve(run)
+    assert [row["env_steps"] > 0 for row in curve] == [False, True, True]
+    assert curve[-1]["score"] > curve[0]["score"] + 0.1  # it learned (measured: 0.09 to 0.26)
+    final = Evaluation.from_json(run / "evaluation.json")
+    assert final.score == pytest.approx(curve[-1]["score"]) and len(final.completions) == 16
+    with (run / "logs" / "progress.csv").open() as f:
+        iterations = [float(r["iteration"]) for r in csv.DictReader(f)]
+    assert iterations == list(range(1, len(iterations) + 1))  # each chunk's learn() appends, none lost
+    assert any(p.name.startswith("events.out.tfevents") for p in (run / "logs").iterdir())
+    assert "Completion" in (run / "samples.md").read_text()
+    assert f"{final.score:.3f}" in result.output
+
+    # eval reads the run folder: the same prompts and sampling seed give the same figures
+    result = invoke("eval", "--policy", run, "--episodes", 16, "--out", tmp_path / "eval.json")
+    again = Evaluation.from_json(tmp_path / "eval.json")
+    assert again.score == pytest.approx(final.score) and again.kl == pytest.approx(final.kl, rel=1e-4)
+
+    # export: plain transformers loads the folder and computes the agent's logits
+    from transformers import AutoModelForCausalLM, pipeline
+
+    invoke("export", run, "--out", tmp_path / "hf")
+    agent = textgym.run.load_agent(run)
+    plain = AutoModelForCausalLM.from_pretrained(tmp_path / "hf")
+    ids = torch.tensor([[1, 5, 7, 9, 4]])
+    with torch.no_grad():
+        torch.testing.assert_close(plain(ids).logits, agent.lm(ids).logits, rtol=0, atol=1e-5)
+    assert isinstance(pipeline("text-generation", model=str(tmp_path / "hf"))("a b", max_new_tokens=3), list)
+    result = invoke("eval", "--policy", tmp_path / "hf", "--env", "textgym/Pattern-v0", "--episodes", 16)
+    assert f"{final.score:.3f}" in result.output  # the exported model is the trained policy
+
+
+def test_export_merges_a_lora_adapter(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from textgym.agents import REINFORCE
+    from textgym.export import export
+
+    agent = REINFORCE("textgym/Copy-v0", batch_size=4, learning_rate=1e-2, lora_r=4, device="cpu")
+    agent.learn(total_timesteps=64, progress_bar=False)
+    export(agent, tmp_path / "hf")
+    plain = AutoModelForCausalLM.from_pretrained(tmp_path / "hf")
+    ids = torch.tensor([[1, 5, 7, 9, 4]])
+    with torch.no_grad():
+        ours, theirs = agent.lm(ids).logits, plain(ids).logits
+        base = agent.policy.base_model(ids).logits  # the shared reference: the adapter is off there
+    torch.testing.assert_close(theirs, ours, rtol=0, atol=1e-5)
+    assert not torch.allclose(base, ours, atol=1e-4)  # the adapter moved the policy
+
+
+@pytest.mark.parametrize("agent", ["ppo", "user_agents:PositionAgent"])
+def test_a_stopped_run_resumes_to_the_identical_curve(agent, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(TESTS)
+    settings = {"batch_size": 4, "learning_rate": 1e-3} if agent == "ppo" else {"batch": 4}
+    config = RunConfig(
+        "textgym/Copy-v0", agent, timesteps=96, checkpoints=3, eval_episodes=8, settings=settings
+    )
+    train(config, tmp_path / "full", progress=False)
+
+    cls = textgym.run.agent_class(agent)
+    calls = {"n": 0}
+    learn = cls.learn
+
+    def stop_in_the_second_chunk(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return learn(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "learn", stop_in_the_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "stopped", progress=False)
+    assert len(read_curve(tmp_path / "stopped")) == 2  # step 0 and the first chunk
+    monkeypatch.setattr(cls, "learn", learn)
+    with pytest.raises(textgym.run.RunError, match="--resume"):
+        train(config, tmp_path / "stopped", progress=False)
+    train(config, tmp_path / "stopped", resume=True, progress=False)
+
+    def figures(folder):  # (points, figures); NaN (a predict-only agent's KL) equals NaN here
+        return np.array([[v for k, v in row.items() if k != "wall_time"] for row in read_curve(folder)])
+
+    np.testing.assert_array_equal(figures(tmp_path / "stopped"), figures(tmp_path / "full"))
+    assert len(figures(tmp_path / "full")) == 4
+
+
+def test_bad_input_names_the_value_and_the_close_matches(tmp_path):
+    def error(*args):
+        result = runner.invoke(app, [str(a) for a in args])
+        assert result.exit_code != 0
+        return " ".join(result.output.split())
+
+    assert "textgym/Pattern-v0" in error("train", "--env", "textgym/Patern-v0", "--out", tmp_path / "a")
+    assert "'ppo'" in error("train", "--env", "textgym/Copy-v0", "--agent", "ppoo", "--out", tmp_path / "a")
+    message = error("train", "--env", "textgym/Copy-v0", "--set", "lamda=1", "--out", tmp_path / "a")
+    assert "'lamda'" in message and "'gae_lambda'" in message
+    assert "--set takes KEY=VALUE" in error(
+        "train", "--env", "textgym/Copy-v0", "--set", "x", "--out", tmp_path
+    )
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "notes.txt").write_text("mine")
+    assert "--overwrite" in error("train", "--env", "textgym/Copy-v0", "--out", tmp_path / "b")
+    assert (tmp_path / "b" / "notes.txt").read_text() == "mine"  # nothing was written over
+    assert "no-such-model" in error("eval", "--policy", "no-such-model", "--env", "textgym/Copy-v0")
+    assert "seed" in error("compare", "--env", "textgym/Copy-v0", "--agents", "ppo", "--set", "sed=1",
+                           "--out", tmp_path / "c")  # fmt: skip
+
+
+def test_compare_writes_the_tables_and_redoes_nothing_that_finished(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(TESTS)
+    run = RunConfig("textgym/Pattern-v0", "ppo", timesteps=96, checkpoints=2, eval_episodes=8)
+    comparison = Comparison(
+        run, {"reinforce": {"batch_size": 4, "learning_rate": 1e-3}, "user_agents:PositionAgent": {}}, seeds=2
+    )
+    trained: list[str] = []
+    real_train = textgym.compare.train_run
+
+    def interrupted_after_the_first_run(config, folder, **kwargs):
+        if trained:
+            raise KeyboardInterrupt
+        trained.append(Path(folder).name)
+        return real_train(config, folder, **kwargs)
+
+    monkeypatch.setattr(textgym.compare, "train_run", interrupted_after_the_first_run)
+    with pytest.raises(KeyboardInterrupt):
+        compare(comparison, tmp_path, jobs=0, progress=False)
+    first = tmp_path / "runs" / "reinforce-seed0" / "evaluation.json"
+    stamp = first.stat().st_mtime_ns
+
+    def recording(config, folder, **kwargs):
+        trained.append(Path(folder).name)
+        return real_train(config, folder, **kwargs)
+
+    monkeypatch.setattr(textgym.compare, "train_run", recording)
+    text = compare(comparison, tmp_path, jobs=0, progress=False)
+    assert trained == ["reinforce-seed0", "reinforce-seed1", "user_agents_PositionAgent-seed0",
+                       "user_agents_PositionAgent-seed1"]  # fmt: skip
+    assert first.stat().st_mtime_ns == stamp  # the finished run was not redone
+
+    with (tmp_path / "results.csv").open() as f:
+        rows = {r["policy"]: r for r in csv.DictReader(f)}
+    for agent, folder in (
+        ("reinforce", "reinforce"),
+        ("user_agents:PositionAgent", "user_agents_PositionAgent"),
+    ):
+        finals = [
+            Evaluation.from_json(tmp_path / "runs" / f"{folder}-seed{s}" / "evaluation.json") for s in (0, 1)
+        ]
+        mean, low, high = interval([e.score for e in finals])
+        assert float(rows[agent]["score"]) == pytest.approx(np.mean([e.score for e in finals]))
+        assert float(rows[agent]["score_low"]) == pytest.approx(low) and float(
+            rows[agent]["score_high"]
+        ) == pytest.approx(high)
+        assert f"| {agent} | 2 | {mean:.3f} [{low:.3f}, {high:.3f}]" in text
+    reference = Evaluation.from_json(tmp_path / "reference" / "evaluation.json")
+    assert float(rows["zero-shot reference"]["score"]) == pytest.approx(reference.score)
+    assert (tmp_path / "results.md").read_text() == text
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    samples = (tmp_path / "samples.md").read_text()
+    assert reference.prompts[0] in samples and "reinforce" in samples
+    with pytest.raises(textgym.run.RunError, match="other settings"):
+        compare(Comparison(run, {"ppo": {}}, 1), tmp_path)
+
+
+def test_compare_runs_pinned_processes_in_parallel(tmp_path):
+    result = runner.invoke(
+        app,
+        ["compare", "--env", "textgym/Pattern-v0", "--agents", "user_agents:PositionAgent", "--seeds", "2",
+         "--timesteps", "64", "--checkpoints", "1", "--episodes", "8", "--jobs", "2", "--out", str(tmp_path),
+         "--no-progress"],
+        env={"PYTHONPATH": TESTS},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    for seed in (0, 1):
+        log = (tmp_path / "runs" / f"user_agents_PositionAgent-seed{seed}" / "train.log").read_text()
+        assert (tmp_path / "runs" / f"user_agents_PositionAgent-seed{seed}" / "evaluation.json").is_file(), (
+            log
+        )
+    state = json.loads((tmp_path / "runs" / "user_agents_PositionAgent-seed0" / "state.json").read_text())
+    assert state["points"] == 2

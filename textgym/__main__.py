@@ -1,0 +1,5 @@
+"""``python -m textgym``: the ``textgym`` command."""
+
+from textgym.cli import main
+
+main()

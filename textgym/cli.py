@@ -1,0 +1,407 @@
+"""The ``textgym`` command (also ``python -m textgym``): list, train, eval, export and compare.
+
+Built on typer (click) with rich tables; ``textgym COMMAND --help`` shows every option with its default.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.table import Table
+from typer.core import TyperCommand
+
+import textgym
+from textgym.agent import AGENTS, agent_class, agent_options, check_settings
+from textgym.evaluation import Evaluation
+from textgym.registration import ENVS, task_info
+from textgym.run import RunConfig, RunError, read_config
+
+app = typer.Typer(
+    help="Language-model text generation as Gymnasium RL environments: train, evaluate and compare agents.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+
+class Bad(typer.BadParameter):
+    """A command-line value that names nothing textgym knows; click prints it as a usage error."""
+
+
+def check_env(env_id: str) -> str:
+    import gymnasium as gym
+
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, [*ENVS, *gym.registry], n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise Bad(f"no env {env_id!r} is registered.{hint} `textgym list` shows textgym's.")
+    return env_id
+
+
+def parse_setting(item: str) -> tuple[str, Any]:
+    """``KEY=VALUE``, the value read as a Python literal (``1e-5``, ``True``, ``None``) or else a string."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise Bad(f"--set takes KEY=VALUE, got {item!r}")
+    try:
+        return key.replace("-", "_"), ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key.replace("-", "_"), value
+
+
+def options_help() -> str:
+    """Every built-in agent's settings with defaults and help, for ``train --help``."""
+    blocks = []
+    for name in AGENTS:
+        try:
+            options = agent_options(agent_class(name)) or []
+        except ImportError as exc:  # an adapter whose library is missing
+            blocks.append(f"{name}: unavailable ({exc})")
+            continue
+        lines = [
+            f"  {o.name} = {o.default!r}: {o.help.split('. ')[0]}" for o in options if o.name != "log_dir"
+        ]
+        blocks.append("\b\n" + f"{name} (--set KEY=VALUE):\n" + "\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def evaluation_table(rows: dict[str, Evaluation], title: str | None = None) -> Table:
+    table = Table(title=title)
+    for column in (
+        "policy",
+        "episodes",
+        "score ± s.e.",
+        "KL",
+        "length",
+        "EOS rate",
+        "distinct-2",
+        "perplexity",
+    ):
+        table.add_column(
+            column, justify="left" if column == "policy" else "right", no_wrap=column != "policy"
+        )
+    for name, e in rows.items():
+        table.add_row(
+            name,
+            str(e.episodes),
+            f"{e.score:.3f} ± {e.score_stderr:.3f}",
+            f"{e.kl:.3f}",
+            f"{e.length:.1f}",
+            f"{e.eos_rate:.2f}",
+            f"{e.distinct_2:.3f}",
+            f"{e.perplexity:.2f}",
+        )
+    return table
+
+
+# --------------------------------------------------------------------------------------------- list
+@app.command("list")
+def list_() -> None:
+    """The registered envs and the available agents."""
+    envs = Table(title="Environments (gym.make(id))")
+    for column in (
+        "id",
+        "task",
+        "default model",
+        "prompt / generation budget",
+        "score range",
+        "optimum",
+        "KL beta",
+    ):
+        envs.add_column(column, no_wrap=column == "id")
+    for env_id in ENVS:
+        info = task_info(env_id)
+        envs.add_row(
+            env_id,
+            info.description,
+            info.default_model,
+            f"{info.prompt_budget} / {info.generation_budget} tokens",
+            f"{info.score_range[0]:g} to {info.score_range[1]:g}",
+            "" if info.optimal_score is None else f"{info.optimal_score:g}",
+            f"{info.default_kl_coef:g}",
+        )
+    console.print(envs)
+    agents = Table(title="Agents (--agent NAME)")
+    for column in ("name", "class", "library"):
+        agents.add_column(column, no_wrap=column == "name")
+    for name, spec in AGENTS.items():
+        module = spec.split(":")[0]
+        library = {"sb3": "stable-baselines3", "torchrl": "TorchRL"}.get(module.rsplit(".", 1)[-1], "textgym")
+        agents.add_row(name, spec, library)
+    console.print(agents)
+    console.print(
+        "Your own agent: --agent pkg.module:Class, a class with learn, predict, save and load "
+        "(textgym.Agent); no registration needed."
+    )
+
+
+# -------------------------------------------------------------------------------------------- train
+class TrainCommand(TyperCommand):
+    """``train``'s help ends with every built-in agent's settings, gathered only when help is shown."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self.epilog = options_help()
+        super().format_help(ctx, formatter)
+
+
+@app.command(cls=TrainCommand)
+def train(
+    out: Annotated[Path | None, typer.Option(help="the run folder to write")] = None,
+    env: Annotated[str | None, typer.Option(help="a registered env id")] = None,
+    agent: Annotated[str, typer.Option(help="a name from `textgym list` or pkg.module:Class")] = "ppo",
+    model: Annotated[
+        str | None, typer.Option(help="the starting model (name or folder); default: the env's")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML of agent settings, or a run's config.yaml to repeat it")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="an agent setting KEY=VALUE (repeatable); beats --config"),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seeds the agent, its prompts and its sampling")] = 0,
+    timesteps: Annotated[
+        int | None, typer.Option(help="training budget in env steps (generated tokens)")
+    ] = None,
+    checkpoints: Annotated[int, typer.Option(help="checkpoints, each with a held-out evaluation")] = 8,
+    eval_episodes: Annotated[int, typer.Option(help="held-out episodes per evaluation (test split)")] = 32,
+    kl_coef: Annotated[float | None, typer.Option(help="beta of the KL shaping; default: the task's")] = None,
+    resume: Annotated[Path | None, typer.Option(help="a stopped run's folder: continue it")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace what --out holds")] = False,
+    progress: Annotated[bool, typer.Option(help="progress bars")] = True,
+) -> None:
+    """Train an agent on an env into a run folder: config, logs, checkpoints, curve, held-out evaluation."""
+    from textgym.run import train as train_run
+
+    if resume is not None:
+        run = read_config(resume)
+        given = {"env": env, "agent": agent if agent != "ppo" else None, "model": model}
+        clash = {k: v for k, v in given.items() if v is not None and v != getattr(run, k)}
+        if clash:
+            raise Bad(f"--resume continues the run as it was configured; drop {sorted(clash)}")
+        folder = resume
+    else:
+        if out is None:
+            raise Bad("--out is required (or --resume DIR)")
+        run = run_config(
+            config, env, agent, model, set_ or [], seed, timesteps, checkpoints, eval_episodes, kl_coef
+        )
+        folder = out
+    try:
+        evaluation = train_run(run, folder, resume=resume is not None, overwrite=overwrite, progress=progress)
+    except RunError as exc:
+        raise Bad(str(exc)) from None
+    except KeyboardInterrupt:
+        console.print(f"[yellow]Interrupted.[/] Continue with: textgym train --resume {folder}")
+        raise typer.Exit(130) from None
+    console.print(
+        evaluation_table({f"{run.agent}, seed {run.seed}": evaluation}, title=f"Held-out: {run.env}")
+    )
+    console.print(f"Run folder: {folder} (curve.csv, logs/, checkpoints/, evaluation.json, samples.md)")
+
+
+def run_config(
+    config: Path | None,
+    env: str | None,
+    agent: str,
+    model: str | None,
+    items: list[str],
+    seed: int,
+    timesteps: int | None,
+    checkpoints: int,
+    eval_episodes: int,
+    kl_coef: float | None,
+) -> RunConfig:
+    """The run the command line asks for: ``--config``'s file under the options given."""
+    base: dict[str, Any] = {}
+    if config is not None:
+        if not config.is_file():
+            raise Bad(f"--config {str(config)!r}: no such file")
+        data = yaml.safe_load(config.read_text()) or {}
+        if not isinstance(data, dict):
+            raise Bad(f"--config {str(config)!r} must hold a mapping of settings, got {type(data).__name__}")
+        if "settings" in data:  # a run's own config.yaml
+            names = {f.name for f in dataclasses.fields(RunConfig)}
+            base = {k: v for k, v in data.items() if k in names}
+        else:
+            base = {"settings": data}
+    settings = {**base.get("settings", {}), **dict(parse_setting(item) for item in items)}
+    env = env or base.get("env")
+    if env is None:
+        raise Bad("--env is required (or a run's config.yaml as --config)")
+    run = RunConfig(
+        env=check_env(env),
+        agent=agent if agent != "ppo" or "agent" not in base else base["agent"],
+        model=model if model is not None else base.get("model"),
+        seed=seed,
+        timesteps=timesteps or base.get("timesteps") or RunConfig.timesteps,
+        checkpoints=checkpoints,
+        eval_episodes=eval_episodes,
+        kl_coef=kl_coef if kl_coef is not None else base.get("kl_coef"),
+        settings=settings,
+    )
+    try:
+        check_settings(agent_class(run.agent), run.settings)
+    except (ValueError, ImportError) as exc:
+        raise Bad(str(exc)) from None
+    return run
+
+
+# --------------------------------------------------------------------------------------------- eval
+@app.command("eval")
+def eval_(
+    policy: Annotated[
+        str, typer.Option(help="a run folder, a checkpoint, a model (name or folder), or 'reference'")
+    ],
+    env: Annotated[str | None, typer.Option(help="the env; default: the run's or the checkpoint's")] = None,
+    agent: Annotated[
+        str | None, typer.Option(help="the agent of a loose checkpoint that does not name it")
+    ] = None,
+    episodes: Annotated[int, typer.Option(help="held-out episodes (test split)")] = 64,
+    seed: Annotated[int, typer.Option(help="seeds the prompts and the sampling")] = 0,
+    temperature: Annotated[float, typer.Option(help="sampling temperature")] = 1.0,
+    samples: Annotated[int, typer.Option(help="sample completions to print")] = 4,
+    out: Annotated[
+        Path | None, typer.Option(help="write the evaluation (figures and completions) as JSON")
+    ] = None,
+) -> None:
+    """Evaluate a policy on held-out prompts: score, KL, length, EOS rate, distinct-1/2, perplexity."""
+    from textgym.evaluation import evaluate
+
+    subject, env = resolve_policy(policy, env, agent)
+    result = evaluate(subject, env, episodes, seed=seed, temperature=temperature)
+    console.print(evaluation_table({policy: result}, title=f"Held-out: {env}"))
+    for prompt, completion, score in list(
+        zip(result.prompts, result.completions, result.scores, strict=True)
+    )[:samples]:
+        console.print(f"[bold]{prompt!r}[/] -> {completion!r} (score {score:.3f})", highlight=False)
+    if out is not None:
+        result.to_json(out)
+        console.print(f"Written: {out}")
+
+
+def resolve_policy(policy: str, env: str | None, agent: str | None) -> tuple[Any, str]:
+    """What ``--policy`` names, loaded, and the env it is evaluated on."""
+    from textgym.models import load_model
+    from textgym.run import load_agent
+
+    path = Path(policy)
+    if policy == "reference":
+        if env is None:
+            raise Bad("--policy reference needs --env")
+        return "reference", check_env(env)
+    if (path.is_dir() and (path / "config.yaml").is_file()) or path.is_file():
+        try:
+            loaded = load_agent(path, agent)
+        except (RunError, ValueError) as exc:
+            raise Bad(str(exc)) from None
+        return loaded, check_env(env or loaded.env_id)
+    if env is None:
+        raise Bad(f"--policy {policy!r} is a model: name the env with --env")
+    try:
+        return load_model(policy).model, check_env(env)
+    except FileNotFoundError as exc:
+        raise Bad(str(exc)) from None
+
+
+# ------------------------------------------------------------------------------------------- export
+@app.command()
+def export(
+    source: Annotated[Path, typer.Argument(help="a run folder or a checkpoint")],
+    out: Annotated[Path, typer.Option(help="the Hugging Face model folder to write")],
+    agent: Annotated[
+        str | None, typer.Option(help="the agent of a loose checkpoint that does not name it")
+    ] = None,
+) -> None:
+    """Write a trained policy as a plain Hugging Face folder (LoRA merged) that transformers loads alone."""
+    from textgym.export import export as export_folder
+    from textgym.run import load_agent
+
+    try:
+        loaded = load_agent(source, agent)
+    except (RunError, ValueError, FileNotFoundError) as exc:
+        raise Bad(str(exc)) from None
+    folder = export_folder(loaded, out)
+    console.print(f"Exported to {folder}: AutoModelForCausalLM.from_pretrained({str(folder)!r})")
+
+
+# ------------------------------------------------------------------------------------------ compare
+@app.command(cls=TrainCommand)
+def compare(
+    out: Annotated[Path, typer.Option(help="the comparison's folder (rerun the command to resume it)")],
+    env: Annotated[str, typer.Option(help="a registered env id")],
+    agents: Annotated[
+        str, typer.Option(help="comma-separated agent names or import strings")
+    ] = "reinforce,ppo",
+    seeds: Annotated[int, typer.Option(help="seeds per agent: 0 .. N-1")] = 3,
+    timesteps: Annotated[
+        int, typer.Option(help="training budget per run in env steps (generated tokens)")
+    ] = 8192,
+    episodes: Annotated[int, typer.Option(help="held-out episodes per evaluation (test split)")] = 32,
+    checkpoints: Annotated[int, typer.Option(help="points on each curve, each a checkpoint")] = 8,
+    model: Annotated[
+        str | None, typer.Option(help="every agent's starting model; default: the env's")
+    ] = None,
+    kl_coef: Annotated[float | None, typer.Option(help="beta of the KL shaping; default: the task's")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="KEY=VALUE for every agent that takes KEY, AGENT.KEY=VALUE for one"),
+    ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(help="runs at a time, each pinned to its share of the cores; 0: in this process"),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="delete the runs --out holds and start over")] = False,
+    progress: Annotated[bool, typer.Option(help="a progress bar over all runs")] = True,
+) -> None:
+    """Compare agents across seeds at the same sample budget: results.md/csv, curves.png, samples.md."""
+    from textgym.compare import Comparison, split_settings
+    from textgym.compare import compare as run_comparison
+
+    names = [a.strip() for a in agents.split(",") if a.strip()]
+    for name in names:
+        try:
+            agent_class(name)
+        except (ValueError, ImportError) as exc:
+            raise Bad(str(exc)) from None
+    try:
+        settings = split_settings(names, dict(parse_setting(item) for item in set_ or []))
+    except ValueError as exc:
+        raise Bad(str(exc)) from None
+    run = RunConfig(
+        env=check_env(env),
+        agent=names[0],
+        model=model,
+        timesteps=timesteps,
+        checkpoints=checkpoints,
+        eval_episodes=episodes,
+        kl_coef=kl_coef,
+    )
+    comparison = Comparison(run, settings, seeds)
+    try:
+        text = run_comparison(comparison, out, jobs=jobs, overwrite=overwrite, progress=progress)
+    except KeyboardInterrupt:
+        console.print("[yellow]Interrupted.[/] Finished runs are kept: rerun the same command to go on.")
+        raise typer.Exit(130) from None
+    except RunError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    console.print(Markdown(text))
+    console.print(f"Curves: {out / 'curves.png'}; samples: {out / 'samples.md'}; runs: {out / 'runs'}")
+
+
+def main() -> None:
+    """The console script's entry point."""
+    app()
+
+
+__all__ = ["app", "main", "textgym"]

@@ -47,11 +47,11 @@ def check_env(env_id: str) -> str:
     return env_id
 
 
-def parse_setting(item: str) -> tuple[str, Any]:
+def parse_setting(item: str, option: str = "--set") -> tuple[str, Any]:
     """``KEY=VALUE``, the value read as a Python literal (``1e-5``, ``True``, ``None``) or else a string."""
     key, sep, value = item.partition("=")
     if not sep or not key:
-        raise Bad(f"--set takes KEY=VALUE, got {item!r}")
+        raise Bad(f"{option} takes KEY=VALUE, got {item!r}")
     try:
         return key.replace("-", "_"), ast.literal_eval(value)
     except (ValueError, SyntaxError):
@@ -174,7 +174,10 @@ def train(
     ] = None,
     checkpoints: Annotated[int, typer.Option(help="checkpoints, each with a held-out evaluation")] = 8,
     eval_episodes: Annotated[int, typer.Option(help="held-out episodes per evaluation (test split)")] = 32,
-    kl_coef: Annotated[float | None, typer.Option(help="beta of the KL shaping; default: the task's")] = None,
+    env_arg: Annotated[
+        list[str] | None,
+        typer.Option("--env-arg", help="an env argument KEY=VALUE (repeatable), e.g. kl_coef=0.1"),
+    ] = None,
     resume: Annotated[Path | None, typer.Option(help="a stopped run's folder: continue it")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace what --out holds")] = False,
     progress: Annotated[bool, typer.Option(help="progress bars")] = True,
@@ -193,7 +196,7 @@ def train(
         if out is None:
             raise Bad("--out is required (or --resume DIR)")
         run = run_config(
-            config, env, agent, model, set_ or [], seed, timesteps, checkpoints, eval_episodes, kl_coef
+            config, env, agent, model, set_ or [], seed, timesteps, checkpoints, eval_episodes, env_arg or []
         )
         folder = out
     try:
@@ -219,7 +222,7 @@ def run_config(
     timesteps: int | None,
     checkpoints: int,
     eval_episodes: int,
-    kl_coef: float | None,
+    env_args: list[str],
 ) -> RunConfig:
     """The run the command line asks for: ``--config``'s file under the options given."""
     base: dict[str, Any] = {}
@@ -246,7 +249,10 @@ def run_config(
         timesteps=timesteps or base.get("timesteps") or RunConfig.timesteps,
         checkpoints=checkpoints,
         eval_episodes=eval_episodes,
-        kl_coef=kl_coef if kl_coef is not None else base.get("kl_coef"),
+        env_kwargs={
+            **base.get("env_kwargs", {}),
+            **dict(parse_setting(item, "--env-arg") for item in env_args),
+        },
         settings=settings,
     )
     try:
@@ -351,7 +357,10 @@ def compare(
     model: Annotated[
         str | None, typer.Option(help="every agent's starting model; default: the env's")
     ] = None,
-    kl_coef: Annotated[float | None, typer.Option(help="beta of the KL shaping; default: the task's")] = None,
+    env_arg: Annotated[
+        list[str] | None,
+        typer.Option("--env-arg", help="an env argument KEY=VALUE (repeatable), e.g. kl_coef=0.1"),
+    ] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="KEY=VALUE for every agent that takes KEY, AGENT.KEY=VALUE for one"),
@@ -384,7 +393,7 @@ def compare(
         timesteps=timesteps,
         checkpoints=checkpoints,
         eval_episodes=episodes,
-        kl_coef=kl_coef,
+        env_kwargs=dict(parse_setting(item, "--env-arg") for item in env_arg or []),
     )
     comparison = Comparison(run, settings, seeds)
     try:

@@ -145,7 +145,7 @@ def _reference(run: RunConfig, folder: Path) -> Evaluation:
         return Evaluation.from_json(path)
     folder.mkdir(parents=True, exist_ok=True)
     evaluation = evaluate(
-        "reference", run.env, run.eval_episodes, seed=run.eval_seed, num_envs=8, **run.env_kwargs()
+        "reference", run.env, run.eval_episodes, seed=run.eval_seed, num_envs=8, **run.env_kwargs
     )
     evaluation.to_json(path)
     return evaluation

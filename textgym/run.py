@@ -81,11 +81,8 @@ class RunConfig:
     checkpoints: int = 8  # points on the curve after step 0; a checkpoint and a held-out evaluation each
     eval_episodes: int = 32  # held-out episodes per point, on the test split
     eval_seed: int = 0  # the held-out prompts and sampling: the same for every run
-    kl_coef: float | None = None  # beta of the KL shaping; None: the task's default
+    env_kwargs: dict[str, Any] = field(default_factory=dict)  # the env's arguments (kl_coef=0.1, ...)
     settings: dict[str, Any] = field(default_factory=dict)  # the agent's own options
-
-    def env_kwargs(self) -> dict[str, Any]:
-        return {} if self.kl_coef is None else {"kl_coef": self.kl_coef}
 
     def targets(self) -> list[int]:
         """The env-step totals after each chunk."""
@@ -173,8 +170,8 @@ def train(
     if state is None:
         _write_config(config, cls, settings, folder)
         _seed_everything(config.seed)
-        if config.env_kwargs():  # beyond the protocol's constructor: only when asked for
-            settings["env_kwargs"] = config.env_kwargs()
+        if config.env_kwargs:  # beyond the protocol's constructor: only when asked for
+            settings["env_kwargs"] = config.env_kwargs
         agent = make_agent(cls, config.env, model=config.model, seed=config.seed, **settings)
         curve = [_point(0, _evaluate(agent, config), 0.0)]
         _write_curve(folder, curve)
@@ -229,7 +226,7 @@ def _takes(fn: Any, name: str) -> bool:
 
 def _evaluate(agent: Any, config: RunConfig) -> Evaluation:
     return evaluate(
-        agent, config.env, config.eval_episodes, seed=config.eval_seed, num_envs=8, **config.env_kwargs()
+        agent, config.env, config.eval_episodes, seed=config.eval_seed, num_envs=8, **config.env_kwargs
     )
 
 

@@ -62,7 +62,7 @@ from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.buffers import DictRolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import configure
+from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import DictRolloutBufferSamples, Schedule
@@ -590,7 +590,8 @@ class SB3Agent:
         mask_top_k: ``MaskablePPO`` only: the size of the reference's top-k action mask.
         env_kwargs: passed to ``gym.make_vec`` (``kl_coef``, ``kl_target``, ...).
         verbose, tensorboard_log: as SB3's.
-        log_dir: SB3's logger writes ``progress.csv`` and TensorBoard events here (None: SB3's default).
+        log_dir: SB3's logger writes ``progress.csv`` and TensorBoard events here (None: SB3's default);
+            a loaded agent goes on in ``progress-from-<num_timesteps>.csv`` (SB3's CSV writer truncates).
         **algo_kwargs: the algorithm's own arguments (``n_steps``, ``batch_size``, ...), over
             ``LM_DEFAULTS``; ``policy_kwargs`` go to the policy (``kv_cache``, ``optimizer_class``).
     """
@@ -640,8 +641,8 @@ class SB3Agent:
         )
         # Saved with the algorithm (SB3 pickles its attributes), so that load() rebuilds the envs.
         self.model.textgym_env = (env, n_envs, mask_top_k, self.env_kwargs)
-        if log_dir is not None:
-            self.model.set_logger(configure(str(log_dir), ["csv", "tensorboard"]))
+        self.model.textgym_log_dir = log_dir
+        self._attach_logger()
 
     def _make_envs(
         self, env_id: str, n_envs: int, mask_top_k: int | None, env_kwargs: dict[str, Any]
@@ -685,6 +686,17 @@ class SB3Agent:
     def num_timesteps(self) -> int:
         return self.model.num_timesteps
 
+    def _attach_logger(self) -> None:
+        log_dir = getattr(self.model, "textgym_log_dir", None)
+        if log_dir is None:
+            return
+        n = self.model.num_timesteps
+        csv_path = os.path.join(log_dir, "progress.csv" if n == 0 else f"progress-from-{n}.csv")
+        os.makedirs(log_dir, exist_ok=True)
+        self.model.set_logger(
+            Logger(str(log_dir), [CSVOutputFormat(csv_path), TensorBoardOutputFormat(log_dir)])
+        )
+
     def learn(
         self, total_timesteps: int, callback: Any = None, progress_bar: bool = False, **kwargs: Any
     ) -> SB3Agent:
@@ -720,6 +732,7 @@ class SB3Agent:
         agent._make_envs(*model.textgym_env)
         model.set_env(VecMonitor(agent.envs))
         agent.model = model
+        agent._attach_logger()
         return agent
 
 

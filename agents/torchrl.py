@@ -217,6 +217,8 @@ class TorchRLPPO:
     from it, so the same seed and call sequence give the same run on CPU.
     """
 
+    config_class: ClassVar[type[TorchRLPPOConfig]] = TorchRLPPOConfig
+
     def __init__(
         self,
         env_id: str,
@@ -224,7 +226,7 @@ class TorchRLPPO:
         env_kwargs: dict[str, Any] | None = None,
         **config: Any,
     ) -> None:
-        self.config = cfg = build_config(TorchRLPPOConfig, config)
+        self.config = cfg = build_config(self.config_class, config)
         self.device = resolve_device(cfg.device)
         self.env_id, self.env_kwargs = env_id, dict(env_kwargs or {})
         self.model_name = model if isinstance(model, str) else None  # what save() can name

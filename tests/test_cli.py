@@ -145,6 +145,39 @@ def test_a_stopped_run_resumes_to_the_identical_curve(agent, tmp_path, monkeypat
     assert len(figures(tmp_path / "full")) == 4
 
 
+@pytest.mark.parametrize(
+    "agent, settings",
+    [
+        ("sb3-ppo", {"n_envs": 4, "n_steps": 16, "batch_size": 32, "n_epochs": 1, "learning_rate": 1e-3}),
+        ("torchrl-ppo", {"num_envs": 4, "n_steps": 16, "minibatch_size": 32, "n_epochs": 1}),
+    ],
+)
+def test_adapters_run_stop_and_resume_through_the_command(agent, settings, tmp_path, monkeypatch):
+    # Not bit for bit (their envs restart the episodes in flight), but from the checkpoint, to the end.
+    config = RunConfig(
+        "textgym/Pattern-v0", agent, timesteps=128, checkpoints=2, eval_episodes=8, settings=settings
+    )
+    cls = textgym.run.agent_class(agent)
+    learn = cls.learn
+
+    def stop_in_the_second_chunk(self, total_timesteps, **kwargs):
+        if total_timesteps > 64:
+            raise KeyboardInterrupt
+        return learn(self, total_timesteps=total_timesteps, **kwargs)
+
+    monkeypatch.setattr(cls, "learn", stop_in_the_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path, progress=False)
+    monkeypatch.setattr(cls, "learn", learn)
+    train(config, tmp_path, resume=True, progress=False)
+    steps = [row["env_steps"] for row in read_curve(tmp_path)]
+    assert steps[0] == 0 and 64 <= steps[1] < 128 <= steps[2]
+    logs = {p.name for p in (tmp_path / "logs").iterdir()}
+    assert "progress.csv" in logs and any(n.startswith("events.out.tfevents") for n in logs)
+    if agent == "sb3-ppo":  # SB3's CSV writer truncates: a loaded agent goes on in a file of its own
+        assert f"progress-from-{int(steps[1])}.csv" in logs
+
+
 def test_bad_input_names_the_value_and_the_close_matches(tmp_path):
     def error(*args):
         result = runner.invoke(app, [str(a) for a in args])

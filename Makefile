@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/evaluate_default_model.py
+	$(VENV)/bin/textgym demo --out runs/demo
 
 test: $(STAMP)
 	$(PY) -m ruff check .

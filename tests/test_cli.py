@@ -92,6 +92,26 @@ def test_train_writes_a_run_that_eval_and_export_read(tmp_path):
     assert f"{final.score:.3f}" in result.output  # the exported model is the trained policy
 
 
+def test_a_runs_config_repeats_it_and_a_settings_file_is_read(tmp_path):
+    first = tmp_path / "first"
+    common = ["--timesteps", 32, "--checkpoints", 1, "--eval-episodes", 8, "--no-progress"]
+    invoke("train", "--env", "textgym/Copy-v0", "--agent", "reinforce", "--seed", 4, "--set", "batch_size=4",
+           "--env-arg", "kl_coef=0.1", "--out", first, *common)  # fmt: skip
+    invoke("train", "--config", first / "config.yaml", "--out", tmp_path / "again", *common)
+    (tmp_path / "settings.yaml").write_text("batch_size: 4\nlearning_rate: 0.002\n")
+    invoke("train", "--env", "textgym/Copy-v0", "--config", tmp_path / "settings.yaml", "--set",
+           "learning_rate=1e-3", "--out", tmp_path / "file", *common)  # fmt: skip
+    a, b = (yaml.safe_load((tmp_path / n / "config.yaml").read_text()) for n in ("first", "again"))
+    for key in ("env", "agent", "seed", "env_kwargs", "settings"):
+        assert a[key] == b[key]
+    assert a["seed"] == 4 and a["env_kwargs"] == {"kl_coef": 0.1}
+    figures = [[{k: v for k, v in row.items() if k != "wall_time"} for row in read_curve(tmp_path / n)]
+               for n in ("first", "again")]  # fmt: skip
+    assert figures[0] == figures[1]  # the same run again, on CPU
+    c = yaml.safe_load((tmp_path / "file" / "config.yaml").read_text())
+    assert c["settings"] == {"batch_size": 4, "learning_rate": 1e-3}  # --set beats the file
+
+
 def test_export_merges_a_lora_adapter(tmp_path):
     from transformers import AutoModelForCausalLM
 
@@ -176,6 +196,33 @@ def test_adapters_run_stop_and_resume_through_the_command(agent, settings, tmp_p
     assert "progress.csv" in logs and any(n.startswith("events.out.tfevents") for n in logs)
     if agent == "sb3-ppo":  # SB3's CSV writer truncates: a loaded agent goes on in a file of its own
         assert f"progress-from-{int(steps[1])}.csv" in logs
+
+
+@pytest.mark.parametrize("agent", ["ppo", "sb3-ppo", "torchrl-ppo"])
+def test_an_untrained_agent_samples_what_the_reference_samples(agent):
+    # What lets a comparison reuse the reference's evaluation as every run's step-0 point.
+    from textgym import evaluate, make_agent
+
+    trained = evaluate(make_agent(agent, "textgym/Copy-v0", seed=3), "textgym/Copy-v0", 16)
+    reference = evaluate("reference", "textgym/Copy-v0", 16)
+    assert trained.completions == reference.completions and trained.score == reference.score
+    assert trained.perplexity == pytest.approx(reference.perplexity) and abs(trained.kl) < 1e-5
+
+
+def test_settings_parse_as_literals_and_keep_agent_names():
+    from textgym.cli import parse_setting
+    from textgym.compare import split_settings
+
+    assert parse_setting("learning-rate=1e-5") == ("learning_rate", 1e-5)
+    assert parse_setting("sb3-ppo.n-steps=12") == ("sb3-ppo.n_steps", 12)
+    assert parse_setting("device=cpu") == ("device", "cpu")
+    settings = split_settings(
+        ["ppo", "sb3-ppo"], {"learning_rate": 1e-4, "sb3-ppo.n_steps": 12, "gae_lambda": 1.0}
+    )
+    assert settings == {
+        "ppo": {"learning_rate": 1e-4, "gae_lambda": 1.0},
+        "sb3-ppo": {"learning_rate": 1e-4, "n_steps": 12, "gae_lambda": 1.0},
+    }
 
 
 def test_bad_input_names_the_value_and_the_close_matches(tmp_path):
@@ -272,3 +319,20 @@ def test_compare_runs_pinned_processes_in_parallel(tmp_path):
         )
     state = json.loads((tmp_path / "runs" / "user_agents_PositionAgent-seed0" / "state.json").read_text())
     assert state["points"] == 2
+
+
+def test_demo_is_the_compare_it_prints(tmp_path, monkeypatch):
+    import textgym.cli
+
+    calls = []
+    monkeypatch.setattr(textgym.cli, "compare", lambda **kwargs: calls.append(kwargs))
+    result = invoke("demo", "--out", tmp_path)
+    printed = " ".join(result.output.split())
+    assert printed.startswith("textgym compare --env textgym/Sentiment-v0 --agents reinforce,ppo,sb3-ppo")
+    assert calls == [{**textgym.cli.DEMO_CPU, "out": tmp_path, "jobs": None, "progress": True,
+                      "overwrite": False, "model": None}]  # fmt: skip
+    # What it prints is a command line that compare takes, option for option.
+    args = printed.split(" ", 2)[2].split()
+    assert runner.invoke(app, ["compare", "--help"]).exit_code == 0
+    options = {a for a in args if a.startswith("--")}
+    assert options <= set(" ".join(runner.invoke(app, ["compare", "--help"]).output.split()).split())

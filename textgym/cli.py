@@ -52,10 +52,12 @@ def parse_setting(item: str, option: str = "--set") -> tuple[str, Any]:
     key, sep, value = item.partition("=")
     if not sep or not key:
         raise Bad(f"{option} takes KEY=VALUE, got {item!r}")
+    prefix, dot, name = key.rpartition(".")  # AGENT.KEY: agent names keep their hyphens
+    key = prefix + dot + name.replace("-", "_")
     try:
-        return key.replace("-", "_"), ast.literal_eval(value)
+        return key, ast.literal_eval(value)
     except (ValueError, SyntaxError):
-        return key.replace("-", "_"), value
+        return key, value
 
 
 def options_help() -> str:
@@ -150,7 +152,9 @@ class TrainCommand(TyperCommand):
 def train(
     out: Annotated[Path | None, typer.Option(help="the run folder to write")] = None,
     env: Annotated[str | None, typer.Option(help="a registered env id")] = None,
-    agent: Annotated[str, typer.Option(help="a name from `textgym list` or pkg.module:Class")] = "ppo",
+    agent: Annotated[
+        str | None, typer.Option(help="a name from `textgym list` or pkg.module:Class; default: ppo")
+    ] = None,
     model: Annotated[
         str | None, typer.Option(help="the starting model (name or folder); default: the env's")
     ] = None,
@@ -161,7 +165,9 @@ def train(
         list[str] | None,
         typer.Option("--set", help="an agent setting KEY=VALUE (repeatable); beats --config"),
     ] = None,
-    seed: Annotated[int, typer.Option(help="seeds the agent, its prompts and its sampling")] = 0,
+    seed: Annotated[
+        int | None, typer.Option(help="seeds the agent, its prompts and its sampling; default: 0")
+    ] = None,
     timesteps: Annotated[
         int | None, typer.Option(help="training budget in env steps (generated tokens)")
     ] = None,
@@ -180,7 +186,7 @@ def train(
 
     if resume is not None:
         run = read_config(resume)
-        given = {"env": env, "agent": agent if agent != "ppo" else None, "model": model}
+        given = {"env": env, "agent": agent, "model": model}
         clash = {k: v for k, v in given.items() if v is not None and v != getattr(run, k)}
         if clash:
             raise Bad(f"--resume continues the run as it was configured; drop {sorted(clash)}")
@@ -208,10 +214,10 @@ def train(
 def run_config(
     config: Path | None,
     env: str | None,
-    agent: str,
+    agent: str | None,
     model: str | None,
     items: list[str],
-    seed: int,
+    seed: int | None,
     timesteps: int | None,
     checkpoints: int,
     eval_episodes: int,
@@ -236,9 +242,9 @@ def run_config(
         raise Bad("--env is required (or a run's config.yaml as --config)")
     run = RunConfig(
         env=check_env(env),
-        agent=agent if agent != "ppo" or "agent" not in base else base["agent"],
+        agent=agent or base.get("agent") or "ppo",
         model=model if model is not None else base.get("model"),
-        seed=seed,
+        seed=seed if seed is not None else base.get("seed", 0),
         timesteps=timesteps or base.get("timesteps") or RunConfig.timesteps,
         checkpoints=checkpoints,
         eval_episodes=eval_episodes,
@@ -408,11 +414,20 @@ DEMO_CPU: dict[str, Any] = {
     "env": "textgym/Sentiment-v0",
     "agents": "reinforce,ppo,sb3-ppo",
     "seeds": 2,
-    "timesteps": 1536,
+    "timesteps": 768,
     "episodes": 16,
-    "checkpoints": 3,
+    "checkpoints": 2,
     "env_arg": ["generation_budget=12"],
-    "set_": ["learning_rate=5e-5", "sb3-ppo.n_steps=12", "sb3-ppo.batch_size=96", "sb3-ppo.n_epochs=4"],
+    "set_": [
+        "learning_rate=1e-4",
+        "ppo.gae_lambda=1.0",
+        "ppo.n_epochs=2",
+        "sb3-ppo.learning_rate=5e-5",
+        "sb3-ppo.vf_coef=0.1",
+        "sb3-ppo.n_steps=12",
+        "sb3-ppo.batch_size=96",
+        "sb3-ppo.n_epochs=2",
+    ],
 }
 DEMO_GPU: dict[str, Any] = {**DEMO_CPU, "seeds": 3, "timesteps": 16384, "episodes": 64, "checkpoints": 8}
 

@@ -11,7 +11,7 @@ last checkpoint. Then ``OUT`` gets:
   (``mean ± t(0.975, n-1) * sd / sqrt(n)``) of the final held-out score, KL, distinct-2 and perplexity,
   the wall-clock time per run and the training tokens per second, below the zero-shot reference's row;
 - ``curves.png``: held-out score and KL against env steps, one line per agent (the mean across seeds)
-  with its 95% band;
+  shaded one standard error across seeds;
 - ``samples.md``: each agent's completions (seed 0) of the same held-out prompts, beside the reference's.
 """
 
@@ -132,7 +132,7 @@ def compare(
     runs = comparison.runs()
     _reference(comparison.run, out / "reference")
     pending = {name: run for name, run in runs.items() if not is_done(out / "runs" / name)}
-    failed = _train_all(pending, out / "runs", jobs, progress)
+    failed = _train_all(pending, out, jobs, progress)
     if failed:
         logs = ", ".join(str(out / "runs" / name / "train.log") for name in failed)
         raise RunError(f"{len(failed)} run(s) failed: {sorted(failed)}; see {logs}")
@@ -178,15 +178,18 @@ def plan_jobs(jobs: int | None, runs: int) -> list[dict[str, str]]:
     return plans
 
 
-def _train_all(runs: dict[str, RunConfig], folder: Path, jobs: int | None, progress: bool) -> set[str]:
-    """Train ``runs`` into ``folder/<name>``; the names of those that failed."""
+def _train_all(runs: dict[str, RunConfig], out: Path, jobs: int | None, progress: bool) -> set[str]:
+    """Train ``runs`` into ``out/runs/<name>``; the names of those that failed."""
+    folder, reference = out / "runs", out / "reference" / "evaluation.json"
     total = sum(run.timesteps for run in runs.values())
     bar = tqdm(total=total, unit="tok", disable=not progress or not runs, desc=f"{len(runs)} runs")
     failed: set[str] = set()
     if jobs == 0:  # in this process, one by one
         for name, run in runs.items():
             bar.set_postfix_str(name)
-            train_run(run, folder / name, resume=True, progress=False)
+            train_run(
+                run, folder / name, resume=True, progress=False, reference=Evaluation.from_json(reference)
+            )
             bar.update(run.timesteps)
         bar.close()
         return failed
@@ -198,7 +201,7 @@ def _train_all(runs: dict[str, RunConfig], folder: Path, jobs: int | None, progr
             while queue and free:
                 name, run = queue.pop(0)
                 plan = free.pop()
-                running[name] = (_launch(run, folder / name, plan), plan)
+                running[name] = (_launch(run, folder / name, reference, plan), plan)
             time.sleep(1.0)
             for name, (process, plan) in list(running.items()):
                 if process.poll() is not None:
@@ -218,13 +221,13 @@ def _train_all(runs: dict[str, RunConfig], folder: Path, jobs: int | None, progr
     return failed
 
 
-def _launch(run: RunConfig, folder: Path, plan: dict[str, str]) -> subprocess.Popen:
+def _launch(run: RunConfig, folder: Path, reference: Path, plan: dict[str, str]) -> subprocess.Popen:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "request.yaml").write_text(yaml.safe_dump(asdict(run), sort_keys=False))
     cores = {int(c) for c in plan["TEXTGYM_CORES"].split(",")}
     log = (folder / "train.log").open("a")
     return subprocess.Popen(
-        [sys.executable, "-m", "textgym.compare", str(folder)],
+        [sys.executable, "-m", "textgym.compare", str(folder), str(reference)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, **plan, "MKL_NUM_THREADS": plan["OMP_NUM_THREADS"]},
@@ -322,7 +325,7 @@ def _markdown(comparison: Comparison, rows: list[dict[str, Any]]) -> str:
 def plot_curves(
     curves: dict[str, list[list[dict[str, float]]]], reference: Evaluation, run: RunConfig, path: Path
 ) -> None:
-    """Held-out score and KL against env steps: the mean across seeds with its 95% t-band."""
+    """Held-out score and KL against env steps: the mean across seeds, shaded one standard error."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -333,8 +336,12 @@ def plot_curves(
         points = min(len(c) for c in seeds)
         steps = np.mean([[row["env_steps"] for row in c[:points]] for c in seeds], axis=0)
         for ax, metric in ((score_ax, "score"), (kl_ax, "kl")):
-            bands = [interval([c[i][metric] for c in seeds]) for i in range(points)]
-            mean, low, high = (np.array(v) for v in zip(*bands, strict=True))
+            values = np.array([[c[i][metric] for i in range(points)] for c in seeds])  # (seeds, points)
+            mean = values.mean(0)
+            # One standard error across seeds (with two seeds, their range): the tables give the
+            # 95% intervals, whose t-factor at two or three seeds would fill the picture.
+            half = values.std(0, ddof=1) / np.sqrt(len(seeds)) if len(seeds) > 1 else np.zeros(points)
+            low, high = mean - half, mean + half
             (line,) = ax.plot(steps, mean, label=f"{agent} ({len(seeds)} seeds)")
             ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
     score_ax.axhline(reference.score, color="black", linestyle="--", label="zero-shot reference")
@@ -366,7 +373,7 @@ def _child(argv: list[str]) -> None:
     folder = Path(argv[0])
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     run = RunConfig(**yaml.safe_load((folder / "request.yaml").read_text()))
-    train_run(run, folder, resume=True, progress=False)
+    train_run(run, folder, resume=True, progress=False, reference=Evaluation.from_json(argv[1]))
 
 
 if __name__ == "__main__":

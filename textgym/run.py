@@ -128,6 +128,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    reference: Evaluation | None = None,
 ) -> Evaluation:
     """Train ``config``'s agent into ``folder`` and return its final held-out evaluation.
 
@@ -136,6 +137,9 @@ def train(
             as it is). ``config`` must then be the one the folder holds.
         overwrite: delete what ``folder`` holds and start over.
         progress: progress bars (the run's over env steps, and the agent's own when it has one).
+        reference: the zero-shot reference's evaluation on the run's held-out prompts, if at hand. An
+            agent with an ``lm`` that starts from the env's own model (``config.model`` None) samples
+            exactly what the reference samples, so this is its step-0 point and is not recomputed.
 
     Raises:
         RunError: ``folder`` holds files and neither ``resume`` nor ``overwrite`` is given; or it holds
@@ -173,7 +177,12 @@ def train(
         if config.env_kwargs:  # beyond the protocol's constructor: only when asked for
             settings["env_kwargs"] = config.env_kwargs
         agent = make_agent(cls, config.env, model=config.model, seed=config.seed, **settings)
-        curve = [_point(0, _evaluate(agent, config), 0.0)]
+        same = (
+            reference is not None
+            and config.model is None
+            and isinstance(getattr(agent, "lm", None), torch.nn.Module)
+        )
+        curve = [_point(0, reference if same else _evaluate(agent, config), 0.0)]
         _write_curve(folder, curve)
         elapsed = 0.0
     else:

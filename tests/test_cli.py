@@ -117,7 +117,6 @@ def test_export_merges_a_lora_adapter(tmp_path):
 
     from textgym.agents import REINFORCE
     from textgym.export import export
-
     from textgym.models import tiny_model
     from textgym.tasks import CopyTask
 

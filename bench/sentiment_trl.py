@@ -1,6 +1,6 @@
 """TRL's RLOOTrainer on textgym/Sentiment-v0 at our agents' sample budget, measured by textgym.evaluate.
 
-The counterpart of ``examples/train_agent.py --env textgym/Sentiment-v0`` for TRL: the same model
+The counterpart of ``textgym train --env textgym/Sentiment-v0`` for TRL: the same model
 (SmolLM2-135M-Instruct, fp32, CPU), train prompts, reward, KL coefficient (0.05), batch (``--batch-size``
 completions per step, 2 per prompt), learning rate (constant), completion budget (the task's 32 tokens)
 and number of training episodes, then the same held-out evaluation before and after (``--eval-episodes``

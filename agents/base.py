@@ -23,7 +23,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 from tqdm.auto import tqdm
 
-from textgym.agents.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from textgym.agents.checkpoint import CheckpointError, is_plain, load_checkpoint, save_checkpoint
 from textgym.agents.config import AgentConfig, build_config
 from textgym.agents.logger import MetricLogger
 from textgym.agents.policy import LMPolicy, observation_batch
@@ -387,7 +387,7 @@ class LMAgent:
             "agent": type(self).__name__,
             "config": asdict(self.config),
             "env_id": self.env_id,
-            "env_kwargs": {k: v for k, v in self.env_kwargs.items() if _plain(v)},
+            "env_kwargs": {k: v for k, v in self.env_kwargs.items() if is_plain(v)},
             "iteration": self.iteration,
             "num_timesteps": self.num_timesteps,
             "policy": self.policy.trainable_state_dict(),
@@ -423,7 +423,3 @@ class LMAgent:
         agent = cls(env if env is not None else state["env_id"], env_kwargs=state["env_kwargs"], **config)
         agent._restore(state)
         return agent
-
-
-def _plain(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool)

@@ -18,6 +18,11 @@ CHECKPOINT_FORMAT = "textgym-agent-v2"
 _V1_FORMAT = "textgym-agent-v1"
 
 
+def is_plain(value: Any) -> bool:
+    """Whether ``value`` is stored as it is (in a checkpoint, a config file): None, str, int, float, bool."""
+    return value is None or isinstance(value, str | int | float | bool)
+
+
 class CheckpointError(ValueError):
     """A checkpoint file that is missing, truncated, corrupt or from another agent."""
 

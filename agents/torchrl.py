@@ -60,7 +60,7 @@ from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 
 from textgym.agents.base import resolve_device
-from textgym.agents.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from textgym.agents.checkpoint import CheckpointError, is_plain, load_checkpoint, save_checkpoint
 from textgym.agents.config import arg, build_config
 from textgym.agents.logger import MetricLogger
 from textgym.agents.policy import LMPolicy, observation_batch
@@ -385,7 +385,7 @@ class TorchRLPPO:
                 "agent": type(self).__name__,
                 "config": asdict(self.config),
                 "env_id": self.env_id,
-                "env_kwargs": {k: v for k, v in self.env_kwargs.items() if _plain(v)},
+                "env_kwargs": {k: v for k, v in self.env_kwargs.items() if is_plain(v)},
                 "model": self.model_name,
                 "num_timesteps": self.num_timesteps,
                 "policy": self.policy.trainable_state_dict(),
@@ -413,7 +413,3 @@ class TorchRLPPO:
             raise CheckpointError(f"checkpoint does not fit this {cls.__name__}: {exc!r}") from exc
         agent.num_timesteps = int(state["num_timesteps"])
         return agent
-
-
-def _plain(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool)

@@ -368,10 +368,7 @@ def _write_samples(path: Path, reference: Evaluation, finals: dict[str, Evaluati
 
 def _child(argv: list[str]) -> None:
     """One run of a comparison, in the process ``_launch`` started (pinned to its cores)."""
-    import torch
-
-    folder = Path(argv[0])
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    folder = Path(argv[0])  # torch takes its thread count from OMP_NUM_THREADS, set by _launch
     run = RunConfig(**yaml.safe_load((folder / "request.yaml").read_text()))
     train_run(run, folder, resume=True, progress=False, reference=Evaluation.from_json(argv[1]))
 

@@ -39,6 +39,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from textgym.agent import AGENTS, agent_class, agent_options, check_settings, make_agent
+from textgym.agents.checkpoint import is_plain
 from textgym.evaluation import Evaluation, evaluate
 
 LIBRARIES = (
@@ -246,8 +247,8 @@ def _point(steps: int, evaluation: Evaluation, wall_time: float) -> dict[str, fl
 
 def _write_config(config: RunConfig, cls: type, settings: dict[str, Any], folder: Path) -> None:
     options = agent_options(cls) or []
-    resolved = {o.name: o.default for o in options if _plain(o.default)} | {
-        k: v for k, v in settings.items() if _plain(v)
+    resolved = {o.name: o.default for o in options if is_plain(o.default)} | {
+        k: v for k, v in settings.items() if is_plain(v)
     }
     data = {
         **asdict(config),
@@ -256,10 +257,6 @@ def _write_config(config: RunConfig, cls: type, settings: dict[str, Any], folder
         "versions": versions(),
     }
     (folder / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-
-
-def _plain(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -2,7 +2,8 @@
 
 Evaluation and comparison runs treat every agent alike: textgym's own (``"ppo"``, ``"reinforce"``),
 the adapters over other libraries (``"sb3-ppo"``, ``"sb3-a2c"``, ``"sb3-maskable-ppo"``,
-``"torchrl-ppo"``) and yours, named by import string with no registration call:
+``"torchrl-ppo"``, and ``"trl-rloo"`` with the bench extra) and yours, named by import string with no
+registration call:
 
 ```python
 from textgym.agent import make_agent
@@ -32,6 +33,7 @@ AGENTS: dict[str, str] = {
     "sb3-a2c": "textgym.agents.sb3:SB3A2C",
     "sb3-maskable-ppo": "textgym.agents.sb3:SB3MaskablePPO",
     "torchrl-ppo": "textgym.agents.torchrl:TorchRLPPO",
+    "trl-rloo": "textgym.agents.trl:TRLRLOO",  # needs pip install 'textgym[bench]'
 }
 
 REQUIRED = ("learn", "predict", "save", "load")

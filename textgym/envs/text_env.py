@@ -12,6 +12,7 @@ from gymnasium import spaces
 from textgym.envs.generation_batch import GenerationBatch, StepOutcome, make_batch
 from textgym.kl import KLController
 from textgym.models import ModelBundle
+from textgym.rewards.protocol import RewardFn
 from textgym.task import Example, Task
 
 
@@ -91,6 +92,17 @@ class TextEnvFace:
     @property
     def eos_token_ids(self) -> tuple[int, ...]:
         return self._engine.model.eos_token_ids
+
+    @property
+    def reward_fn(self) -> RewardFn:
+        """The task's reward function, or the one given as ``reward_fn=``: ``fn(prompts, completions,
+        **columns) -> list[float]``."""
+        return self._engine.reward_fn
+
+    @property
+    def uses_chat_template(self) -> bool:
+        """Whether prompts reach the model inside the tokenizer's chat template, as a user turn."""
+        return self._engine.use_chat_template
 
     @property
     def examples(self) -> list[Example | None]:

@@ -48,6 +48,7 @@ import inspect
 import itertools
 import os
 import re
+import sys
 from collections.abc import Generator, Sequence
 from typing import Any, ClassVar
 
@@ -62,7 +63,12 @@ from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.buffers import DictRolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
+from stable_baselines3.common.logger import (
+    CSVOutputFormat,
+    HumanOutputFormat,
+    Logger,
+    TensorBoardOutputFormat,
+)
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import DictRolloutBufferSamples, Schedule
@@ -689,6 +695,9 @@ class SB3Agent:
     def _attach_logger(self) -> None:
         log_dir = getattr(self.model, "textgym_log_dir", None)
         if log_dir is None:
+            # SB3's own default logger makes an empty /tmp/SB3-<date> folder at every learn(): the same
+            # output (the stdout table when verbose), no folder.
+            self.model.set_logger(Logger(None, [HumanOutputFormat(sys.stdout)] if self.model.verbose else []))
             return
         n = self.model.num_timesteps
         csv_path = os.path.join(log_dir, "progress.csv" if n == 0 else f"progress-from-{n}.csv")

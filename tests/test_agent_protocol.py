@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -42,14 +44,16 @@ def test_a_users_agent_by_import_string_trains_evaluates_and_round_trips(tmp_pat
 
 
 @pytest.mark.parametrize("name", ["reinforce", "sb3-ppo"])
-def test_textgym_agents_are_made_and_evaluated_through_the_same_door(name, tmp_path):
+def test_textgym_agents_are_made_and_evaluated_through_the_same_door(name, tmp_path, monkeypatch):
     """make_agent builds ours as a user's; evaluate samples the agent's LM (known KL); save/load."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where SB3's default logger makes folders
     config = {"batch_size": 4} if name == "reinforce" else {"n_envs": 2, "n_steps": 4, "batch_size": 8}
     agent = make_agent(name, "textgym/Copy-v0", seed=1, **config)
     assert isinstance(agent, Agent)
     result = textgym.evaluate(agent, "textgym/Copy-v0", episodes=4, num_envs=4)
     assert np.isfinite(result.kl)  # sampled from agent.lm, so the KL is known
     agent.learn(total_timesteps=16)
+    assert not list(tmp_path.glob("SB3-*"))  # no litter in the temp folder from a run without log_dir
     path = tmp_path / "agent"
     agent.save(path)
     loaded = agent_class(name).load(path)

@@ -371,6 +371,13 @@ def test_new_wheel_invalidates_cache(fake_conversion: SimpleNamespace) -> None:
     assert fake_conversion.calls == 2
 
 
+def test_reinstalling_the_same_wheel_reuses_the_cache(fake_conversion: SimpleNamespace) -> None:
+    first = default_model_module.default_model_dir()
+    fake_conversion.gguf.write_bytes(fake_conversion.gguf.read_bytes())  # a new venv: same file, new mtime
+    assert default_model_module.default_model_dir() == first
+    assert fake_conversion.calls == 1
+
+
 def test_missing_wheel_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
     real_find_spec = importlib.util.find_spec
 

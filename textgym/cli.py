@@ -130,7 +130,9 @@ def list_() -> None:
         agents.add_column(column, no_wrap=column == "name")
     for name, spec in AGENTS.items():
         module = spec.split(":")[0]
-        library = {"sb3": "stable-baselines3", "torchrl": "TorchRL"}.get(module.rsplit(".", 1)[-1], "textgym")
+        library = {"sb3": "stable-baselines3", "torchrl": "TorchRL", "trl": "TRL (textgym[bench])"}.get(
+            module.rsplit(".", 1)[-1], "textgym"
+        )
         agents.add_row(name, spec, library)
     console.print(agents)
     console.print(

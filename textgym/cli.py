@@ -130,7 +130,7 @@ def list_() -> None:
         agents.add_column(column, no_wrap=column == "name")
     for name, spec in AGENTS.items():
         module = spec.split(":")[0]
-        library = {"sb3": "stable-baselines3", "torchrl": "TorchRL", "trl": "TRL (textgym[bench])"}.get(
+        library = {"sb3": "stable-baselines3", "torchrl": "TorchRL", "trl": "TRL (the bench extra)"}.get(
             module.rsplit(".", 1)[-1], "textgym"
         )
         agents.add_row(name, spec, library)

@@ -21,10 +21,17 @@ LAYERS: list[tuple[str, ...]] = [
     ("textgym.rollout", "textgym.agent"),
     ("textgym.evaluation",),
     ("textgym",),  # the package itself: its __init__ gathers the public names
+    ("textgym.preferences",),
     ("textgym.agents.config", "textgym.agents.checkpoint", "textgym.agents.logger"),
     ("textgym.agents.policy",),
     ("textgym.agents.base",),
-    ("textgym.agents.reinforce", "textgym.agents.ppo", "textgym.agents.sb3", "textgym.agents.torchrl"),
+    (
+        "textgym.agents.reinforce",
+        "textgym.agents.ppo",
+        "textgym.agents.sb3",
+        "textgym.agents.torchrl",
+        "textgym.agents.trl",
+    ),
     ("textgym.agents",),
     # The textgym command: agents by name (textgym.agent), never by import of textgym.agents.
     ("textgym.run", "textgym.export"),

@@ -9,6 +9,7 @@ the real tokens.
 from __future__ import annotations
 
 import inspect
+import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -20,7 +21,7 @@ from textgym.importing import import_object
 from textgym.kl import kl_k1, kl_k3, make_kl_controller
 from textgym.models import CachedLM, ModelBundle, load_model, tiny_model
 from textgym.models.cached_lm import token_logprobs
-from textgym.rewards import RewardFn, resolve_reward, score_completions
+from textgym.rewards import RewardFn, SequenceClassifierReward, resolve_reward, score_completions
 from textgym.task import TINY, Example, Task
 
 ModelSpec = str | ModelBundle | None
@@ -52,6 +53,7 @@ class GenerationBatch:
         *,
         model: ModelSpec = None,
         reward_fn: RewardFn | str | None = None,
+        reward_model: str | os.PathLike[str] | None = None,
         ref_model: ModelSpec = None,
         kl_coef: float | None = None,
         kl_target: float | None = None,
@@ -105,6 +107,13 @@ class GenerationBatch:
                 f"chat_template=True but the tokenizer of {self.model.name!r} has no chat template"
             )
 
+        if reward_fn is not None and reward_model is not None:
+            raise ValueError(
+                f"pass reward_fn or reward_model, not both (got reward_fn={reward_fn!r}, "
+                f"reward_model={reward_model!r})"
+            )
+        if reward_model is not None:  # a trained reward model's folder: scored with its normalisation
+            reward_fn = SequenceClassifierReward(reward_model, device=self.device)
         self.reward_fn = resolve_reward(reward_fn) if reward_fn is not None else task.reward
         self.kl = make_kl_controller(
             task.default_kl_coef if kl_coef is None else kl_coef, kl_target, kl_horizon

@@ -197,6 +197,9 @@ class TextEnv(TextEnvFace, gym.Env[dict[str, np.ndarray], np.int64]):
       Defaults to the task's model.
     - ``reward_fn``: ``fn(prompts, completions, **columns) -> list[float]`` or ``"pkg.module:name"``.
       Defaults to the task's reward.
+    - ``reward_model``: instead of ``reward_fn``, the folder of a reward model (a sequence-classification
+      model; one trained by :func:`textgym.preferences.train_reward_model` scores with its saved
+      normalisation and text format), read by :class:`textgym.rewards.SequenceClassifierReward`.
     - ``ref_model``: the reference; defaults to the (frozen, shared) policy model. Must share its tokenizer.
     - ``kl_coef``: ``beta``; the task's default when None. ``kl_target``/``kl_horizon``: turn on the
       adaptive (Ziegler) controller, ``kl_target`` in nats per sequence.

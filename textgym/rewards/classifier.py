@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import inspect
 import itertools
+import json
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,10 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-__all__ = ["SequenceClassifierReward"]
+__all__ = ["REWARD_MODEL_FILE", "SequenceClassifierReward"]
+
+REWARD_MODEL_FILE = "reward_model.json"
+"""Beside a trained reward model: its normalisation (mean, std), text format and training report."""
 
 Score = Literal["logit", "probability", "log_probability"]
 TextField = Literal["completion", "prompt+completion"]
@@ -50,7 +55,8 @@ class SequenceClassifierReward:
         device: str | torch.device | None = None,
         batch_size: int = 32,
         max_length: int | None = 512,
-        text: TextField = "completion",
+        text: TextField | None = None,
+        normalize: bool | None = None,
     ) -> None:
         """Load or wrap the model.
 
@@ -67,7 +73,11 @@ class SequenceClassifierReward:
             batch_size: How many texts go through the model at once.
             max_length: Texts are truncated to this many tokens, on the tokenizer's ``truncation_side`` (set
                 it to ``"left"`` to keep the end of long texts); None disables truncation.
-            text: What is scored: the completion alone or the prompt followed by the completion.
+            text: What is scored: the completion alone or the prompt followed by the completion. Default:
+                what a trained reward model's ``reward_model.json`` says, else ``"completion"``.
+            normalize: Return ``(score - mean) / std`` with the mean and std in the model folder's
+                ``reward_model.json`` (written by :func:`textgym.preferences.train_reward_model`). Default:
+                when that file is there.
 
         Raises:
             FileNotFoundError: if a model or tokenizer path is not an existing local folder.
@@ -76,15 +86,18 @@ class SequenceClassifierReward:
         """
         if score not in ("logit", "probability", "log_probability"):
             raise ValueError(f"score must be 'logit', 'probability' or 'log_probability', got {score!r}")
-        if text not in ("completion", "prompt+completion"):
+        if text not in (None, "completion", "prompt+completion"):
             raise ValueError(f"text must be 'completion' or 'prompt+completion', got {text!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if max_length is not None and max_length < 1:
             raise ValueError(f"max_length must be at least 1 or None, got {max_length}")
 
+        meta: dict[str, Any] = {}
         if isinstance(model, str | os.PathLike):
             folder = _local_folder(model, "model")
+            if (folder / REWARD_MODEL_FILE).is_file():
+                meta = json.loads((folder / REWARD_MODEL_FILE).read_text())
             self.model: PreTrainedModel = AutoModelForSequenceClassification.from_pretrained(
                 folder, local_files_only=True
             )
@@ -110,7 +123,15 @@ class SequenceClassifierReward:
             )
         self.label = _label_index(self.model.config, label)
         self.score: Score = score
-        self.text: TextField = text
+        self.text: TextField = text or meta.get("text", "completion")
+        self.normalization: tuple[float, float] | None = None
+        if normalize and not meta:
+            raise ValueError(
+                f"normalize=True needs a trained reward model's {REWARD_MODEL_FILE} beside the model; "
+                f"{getattr(self.model, 'name_or_path', 'this model')!r} has none"
+            )
+        if normalize is not False and meta:
+            self.set_normalization(meta["mean"], meta["std"])
         self.batch_size = batch_size
         self.max_length = max_length
         # Only models whose forward takes segment ids (BERT-like) get them; decoders would reject them.
@@ -127,17 +148,27 @@ class SequenceClassifierReward:
         """Score each completion (or prompt + completion); extra keyword columns are ignored.
 
         Returns:
-            One float per completion, in order.
+            One float per completion, in order (normalised when the reward carries a mean and std).
 
         Raises:
             ValueError: if a text tokenizes to no tokens at all.
         """
+        with torch.inference_mode(), _eval_mode(self.model):
+            scores = self.rewards(prompts, completions).double()
+        if self.normalization is not None:
+            mean, std = self.normalization
+            scores = (scores - mean) / std
+        return scores.tolist()
+
+    def rewards(self, prompts: list[str], completions: list[str]) -> torch.Tensor:
+        """``(N,)`` float32 raw scores (not normalised) on the model's device, differentiable in the
+        model's current mode: what training a reward model (:mod:`textgym.preferences`) backpropagates."""
         if self.text == "completion":
             texts = list(completions)
         else:
             texts = [prompt + completion for prompt, completion in zip(prompts, completions, strict=True)]
         if not texts:
-            return []
+            return torch.zeros(0, device=self.model.device)
         encoded = self.tokenizer(
             texts, truncation=self.max_length is not None, max_length=self.max_length, padding=False
         )
@@ -153,16 +184,23 @@ class SequenceClassifierReward:
 
         # Batching texts of similar length together wastes less compute on padding.
         order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
-        scores = [0.0] * len(texts)
-        with torch.inference_mode(), _eval_mode(self.model):
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start : start + self.batch_size]
-                logits = self._forward(
-                    [ids[i] for i in chunk], None if type_ids is None else [type_ids[i] for i in chunk]
-                )
-                for i, value in zip(chunk, self._select(logits).tolist(), strict=True):
-                    scores[i] = value
-        return scores
+        chunks = []
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            logits = self._forward(
+                [ids[i] for i in chunk], None if type_ids is None else [type_ids[i] for i in chunk]
+            )
+            chunks.append(self._select(logits))
+        scores = torch.cat(chunks)
+        return scores[torch.as_tensor(order, device=scores.device).argsort()]
+
+    def set_normalization(self, mean: float, std: float) -> None:
+        """Return ``(score - mean) / std`` from now on (what a trained reward model saves with itself)."""
+        if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+            raise ValueError(
+                f"normalisation needs a finite mean and a std > 0, got mean={mean!r}, std={std!r}"
+            )
+        self.normalization = (float(mean), float(std))
 
     def _forward(self, ids: list[list[int]], type_ids: list[list[int]] | None) -> torch.Tensor:
         """Pooled logits, shape ``(len(ids), num_labels)``, of right-padded token rows."""
@@ -199,13 +237,13 @@ class SequenceClassifierReward:
         raise ValueError("the batch uses every token id of the vocabulary, leaving none to pad with")
 
     def _select(self, logits: torch.Tensor) -> torch.Tensor:
-        """The configured score of the chosen label, in float64."""
-        logits = logits.double()
+        """The configured score of the chosen label, ``(B,)`` float32."""
+        logits = logits.float()
         if self.score == "probability":
             logits = torch.softmax(logits, dim=-1)
         elif self.score == "log_probability":
             logits = torch.log_softmax(logits, dim=-1)
-        return logits[:, self.label].cpu()
+        return logits[:, self.label]
 
 
 def _local_folder(path: str | os.PathLike[str], what: str) -> Path:

@@ -1,0 +1,104 @@
+"""Ratings of players (policies) from pairwise games: online Elo, the Bradley-Terry fit, bootstrap intervals.
+
+A game is ``(a, b, score)``: players ``a`` and ``b`` (indices), ``score`` 1 when ``a`` won, 0 when ``b``
+did, 0.5 for a tie. Both ratings are on the Elo scale (400 points: 10-to-1 odds), centred on 1000.
+
+- **Online Elo**: ``E_a = 1 / (1 + 10^((R_b - R_a) / 400))``, then ``R_a += K (S_a - E_a)`` and the
+  opposite for ``b``, game after game. The result depends on the order of the games, which here is
+  arbitrary (all policies answered the same prompts at once), so :func:`elo_ratings` averages the final
+  ratings over ``orders`` random orders of the same games (the mean is order-free up to its sampling
+  error; Chatbot Arena does the same).
+- **Bradley-Terry**: the maximum-likelihood strengths of ``P(a beats b) = sigmoid(theta_a - theta_b)``, a
+  tie counting half a win each way, fitted by Newton's method with a weak Gaussian prior (so that a
+  player who won or lost every game gets a finite rating). Order-free by construction; the rating Elo
+  estimates.
+
+:func:`bootstrap_intervals` resamples the games with replacement and refits, for percentile intervals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+Game = tuple[int, int, float]
+SCALE = 400 / math.log(10)  # Elo points per unit of log-odds
+
+
+def _check(games: Sequence[Game], players: int) -> np.ndarray:
+    array = np.asarray(games, dtype=np.float64).reshape(-1, 3)
+    if len(array) == 0:
+        raise ValueError("no games to rate")
+    ids = array[:, :2]
+    if (ids < 0).any() or (ids >= players).any() or (ids != np.round(ids)).any():
+        raise ValueError(
+            f"players must be indices in [0, {players}), got {sorted(set(ids.ravel().tolist()))}"
+        )
+    if not np.isin(array[:, 2], (0.0, 0.5, 1.0)).all():
+        raise ValueError(f"a game's score must be 1, 0.5 or 0, got {sorted(set(array[:, 2].tolist()))}")
+    return array
+
+
+def elo_ratings(
+    games: Sequence[Game], players: int, *, k: float = 16.0, orders: int = 100, seed: int = 0
+) -> np.ndarray:
+    """``(players,)`` online Elo ratings, the mean over ``orders`` random orders of ``games``."""
+    array = _check(games, players)
+    rng = np.random.default_rng(seed)
+    total = np.zeros(players)
+    for _ in range(orders):
+        ratings = np.full(players, 1000.0)
+        for a, b, score in array[rng.permutation(len(array))]:
+            a, b = int(a), int(b)
+            expected = 1.0 / (1.0 + 10.0 ** ((ratings[b] - ratings[a]) / 400.0))
+            ratings[a] += k * (score - expected)
+            ratings[b] -= k * (score - expected)
+        total += ratings
+    return total / orders
+
+
+def bradley_terry_ratings(games: Sequence[Game], players: int, *, prior: float = 0.01) -> np.ndarray:
+    """``(players,)`` Bradley-Terry maximum-a-posteriori strengths on the Elo scale, mean 1000.
+
+    ``prior`` is the precision of a zero-mean Gaussian on the log-strengths (a weak pull to the mean that
+    keeps undefeated players finite).
+    """
+    array = _check(games, players)
+    a, b, score = array[:, 0].astype(int), array[:, 1].astype(int), array[:, 2]
+    theta = np.zeros(players)
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-(theta[a] - theta[b])))
+        grad = -prior * theta
+        np.add.at(grad, a, score - p)
+        np.add.at(grad, b, p - score)
+        w = p * (1 - p)
+        hess = -prior * np.eye(players)
+        np.add.at(hess, (a, a), -w)
+        np.add.at(hess, (b, b), -w)
+        np.add.at(hess, (a, b), w)
+        np.add.at(hess, (b, a), w)
+        step = np.linalg.lstsq(hess, grad, rcond=None)[0]  # without a prior, ratings are free up to a shift
+        theta -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return 1000.0 + SCALE * (theta - theta.mean())
+
+
+def bootstrap_intervals(
+    games: Sequence[Game],
+    players: int,
+    rate: Callable[[np.ndarray, int], np.ndarray],
+    *,
+    samples: int = 200,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(low, high)``, each ``(players,)``: percentile intervals of ``rate(games, players)`` over
+    ``samples`` resamplings of the games with replacement."""
+    array = _check(games, players)
+    rng = np.random.default_rng(seed)
+    draws = np.stack([rate(array[rng.integers(0, len(array), len(array))], players) for _ in range(samples)])
+    tail = (1 - level) / 2 * 100
+    return np.percentile(draws, tail, axis=0), np.percentile(draws, 100 - tail, axis=0)

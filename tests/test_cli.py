@@ -91,6 +91,18 @@ def test_train_writes_a_run_that_eval_and_export_read(tmp_path):
     result = invoke("eval", "--policy", tmp_path / "hf", "--env", "textgym/Pattern-v0", "--episodes", 16)
     assert f"{final.score:.3f}" in result.output  # the exported model is the trained policy
 
+    # elo: the trained run against the zero-shot reference, on the same 16 prompts, by the gold reward
+    result = invoke(
+        "elo", "--policy", "reference", "--policy", run, "--env", "textgym/Pattern-v0", "--episodes", 16,
+        "--samples", 50, "--out", tmp_path / "elo.json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    standings = json.loads((tmp_path / "elo.json").read_text())
+    reference, trained = standings["players"]
+    assert standings["games"] == 16 and trained["gold_score"] == pytest.approx(final.score)
+    assert trained["win_rate"] + reference["win_rate"] == pytest.approx(1.0)
+    assert trained["bradley_terry"] > reference["bradley_terry"] and trained["elo"] > reference["elo"]
+
 
 def test_a_runs_config_repeats_it_and_a_settings_file_is_read(tmp_path):
     first = tmp_path / "first"

@@ -1,4 +1,4 @@
-"""The ``textgym`` command (also ``python -m textgym``): list, train, eval, export and compare.
+"""The ``textgym`` command (also ``python -m textgym``): list, train, eval, elo, export and compare.
 
 Built on typer (click) with rich tables; ``textgym COMMAND --help`` shows every option with its default.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -293,6 +294,84 @@ def eval_(
         console.print(f"[bold]{prompt!r}[/] -> {completion!r} (score {score:.3f})", highlight=False)
     if out is not None:
         result.to_json(out)
+        console.print(f"Written: {out}")
+
+
+# ---------------------------------------------------------------------------------------------- elo
+@app.command()
+def elo(
+    policy: Annotated[
+        list[str],
+        typer.Option(help="a player (repeat): a run folder, a checkpoint, a model, or 'reference'"),
+    ],
+    env: Annotated[str | None, typer.Option(help="the env; default: the first run's")] = None,
+    judge: Annotated[
+        str, typer.Option(help="'gold': the env's own reward; else a reward model's folder")
+    ] = "gold",
+    temperature: Annotated[
+        float, typer.Option(help="the judge's Bradley-Terry noise; 0: the higher reward wins, equal ties")
+    ] = 0.0,
+    episodes: Annotated[int, typer.Option(help="held-out prompts every player answers")] = 32,
+    seed: Annotated[int, typer.Option(help="seeds the prompts, the sampling and the judge")] = 0,
+    samples: Annotated[int, typer.Option(help="bootstrap resamplings for the 95% intervals")] = 200,
+    out: Annotated[Path | None, typer.Option(help="write the standings as JSON")] = None,
+) -> None:
+    """Rate policies from pairwise judgments on the same held-out prompts: Elo and Bradley-Terry, with
+    bootstrap intervals. Every pair of players meets on every prompt."""
+    import numpy as np
+
+    from textgym.evaluation import evaluate
+    from textgym.preferences.elo import round_robin, standings
+    from textgym.rewards import SequenceClassifierReward
+
+    if len(policy) < 2 or len(set(policy)) != len(policy):
+        raise Bad(f"--policy needs at least two different players, got {policy}")
+    subjects = []
+    for name in policy:
+        subject, env = resolve_policy(name, env, None)
+        subjects.append(subject)
+    results = [evaluate(subject, env, episodes, seed=seed) for subject in subjects]
+    prompts = results[0].prompts
+    if any(r.prompts != prompts for r in results):
+        raise RuntimeError("the players did not see the same prompts; report this as a textgym bug")
+    if judge == "gold":
+        values = np.stack([r.scores for r in results])
+    else:
+        try:
+            reward = SequenceClassifierReward(judge)
+        except (FileNotFoundError, OSError, ValueError) as exc:
+            raise Bad(f"--judge {judge!r}: 'gold' or a reward model's folder ({exc})") from None
+        values = np.stack([reward(prompts, r.completions) for r in results])
+    ranked = standings(
+        round_robin(values, temperature=temperature, seed=seed), policy, samples=samples, seed=seed
+    )
+    table = Table(
+        title=f"{env}: {len(prompts)} prompts, {ranked.games} games, judge {judge}",
+        caption="95% bootstrap intervals; Elo averaged over 100 game orders; a tie counts half",
+    )
+    for column in ("player", "Elo", "Bradley-Terry", "win rate", "gold score"):
+        table.add_column(column, justify="left" if column == "player" else "right")
+    for i in np.argsort(-ranked.bradley_terry):
+        low, high = ranked.elo_interval[0][i], ranked.elo_interval[1][i]
+        bt_low, bt_high = ranked.bradley_terry_interval[0][i], ranked.bradley_terry_interval[1][i]
+        table.add_row(
+            policy[i],
+            f"{ranked.elo[i]:.0f} [{low:.0f}, {high:.0f}]",
+            f"{ranked.bradley_terry[i]:.0f} [{bt_low:.0f}, {bt_high:.0f}]",
+            f"{ranked.win_rate[i]:.3f}",
+            f"{results[i].score:.3f}",
+        )
+    console.print(table)
+    if out is not None:
+        data = ranked.to_json() | {
+            "env": env,
+            "judge": judge,
+            "temperature": temperature,
+            "prompts": len(prompts),
+        }
+        for player, result in zip(data["players"], results, strict=True):
+            player["gold_score"] = result.score
+        out.write_text(json.dumps(data, indent=1))
         console.print(f"Written: {out}")
 
 

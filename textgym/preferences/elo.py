@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -102,3 +104,90 @@ def bootstrap_intervals(
     draws = np.stack([rate(array[rng.integers(0, len(array), len(array))], players) for _ in range(samples)])
     tail = (1 - level) / 2 * 100
     return np.percentile(draws, tail, axis=0), np.percentile(draws, 100 - tail, axis=0)
+
+
+def round_robin(values: np.ndarray, *, temperature: float = 0.0, seed: int = 0) -> list[Game]:
+    """Every pair of players on every prompt, judged by ``values`` ``(players, prompts)``.
+
+    ``values[p, i]`` is what the judge sees of player ``p``'s completion of prompt ``i`` (a gold or learned
+    reward). With ``temperature`` 0 the higher value wins and equal values tie; above 0 the judge is the
+    simulated annotator: ``a`` wins with probability ``sigmoid((v_a - v_b) / temperature)``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    players, prompts = values.shape
+    rng = np.random.default_rng(seed)
+    games: list[Game] = []
+    for a in range(players):
+        for b in range(a + 1, players):
+            d = values[a] - values[b]
+            if temperature == 0:
+                scores = np.where(d > 0, 1.0, np.where(d < 0, 0.0, 0.5))
+            else:
+                scores = (rng.random(prompts) < 1.0 / (1.0 + np.exp(-d / temperature))).astype(float)
+            games += [(a, b, float(s)) for s in scores]
+    return games
+
+
+@dataclass
+class Standings:
+    """Ratings of named players with their 95% bootstrap intervals."""
+
+    names: list[str]
+    games: int
+    elo: np.ndarray
+    elo_interval: tuple[np.ndarray, np.ndarray]
+    bradley_terry: np.ndarray
+    bradley_terry_interval: tuple[np.ndarray, np.ndarray]
+    win_rate: np.ndarray  # share of its games each player won, a tie counting half
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "games": self.games,
+            "players": [
+                {
+                    "name": name,
+                    "elo": float(self.elo[i]),
+                    "elo_95": [float(self.elo_interval[0][i]), float(self.elo_interval[1][i])],
+                    "bradley_terry": float(self.bradley_terry[i]),
+                    "bradley_terry_95": [
+                        float(self.bradley_terry_interval[0][i]),
+                        float(self.bradley_terry_interval[1][i]),
+                    ],
+                    "win_rate": float(self.win_rate[i]),
+                }
+                for i, name in enumerate(self.names)
+            ],
+        }
+
+
+def standings(games: Sequence[Game], names: Sequence[str], *, samples: int = 200, seed: int = 0) -> Standings:
+    """Elo (mean over 100 orders) and Bradley-Terry ratings of ``names`` with bootstrap intervals.
+
+    Each bootstrap sample of the Elo ratings plays its resampled games in one random order, so the
+    interval also holds the order's effect.
+    """
+    players = len(names)
+    array = _check(games, players)
+    wins, played = np.zeros(players), np.zeros(players)
+    np.add.at(wins, array[:, 0].astype(int), array[:, 2])
+    np.add.at(wins, array[:, 1].astype(int), 1 - array[:, 2])
+    np.add.at(played, array[:, 0].astype(int), 1)
+    np.add.at(played, array[:, 1].astype(int), 1)
+    counter = iter(range(samples))
+    return Standings(
+        names=list(names),
+        games=len(array),
+        elo=elo_ratings(array, players, seed=seed),
+        elo_interval=bootstrap_intervals(
+            array,
+            players,
+            lambda g, n: elo_ratings(g, n, orders=1, seed=seed + next(counter)),
+            samples=samples,
+            seed=seed,
+        ),
+        bradley_terry=bradley_terry_ratings(array, players),
+        bradley_terry_interval=bootstrap_intervals(
+            array, players, bradley_terry_ratings, samples=samples, seed=seed
+        ),
+        win_rate=wins / np.maximum(played, 1),
+    )

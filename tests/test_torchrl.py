@@ -1,4 +1,7 @@
-"""The TorchRL adapter: the vector env under GymWrapper, a token-level actor-critic, and PPO that learns."""
+"""The TorchRL adapter: the vector env under GymWrapper, a token-level actor-critic, and PPO.
+
+PPO's learning check is the TorchRL example's test (tests/test_examples.py), as SB3's is.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,6 @@ from torchrl.envs.utils import ExplorationType, check_env_specs, set_exploration
 from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 
-import textgym
 from textgym.agents.policy import LMPolicy
 from textgym.agents.torchrl import TorchRLPPO, actor_critic, make_env
 
@@ -171,25 +173,3 @@ def test_the_same_seed_gives_the_same_run():
     assert runs[0][0] == runs[1][0] and len(runs[0][0]) == 3
     for a, b in zip(runs[0][1], runs[1][1], strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
-
-
-# Measured on Pattern-v0 from the task's fresh tiny model (held-out score over 64 test episodes; 0.047
-# before training): 6,144 tokens (24 iterations of 32 envs x 8 steps, lr 1e-3, 4 epochs of 64-frame
-# minibatches) give 0.440, 0.429, 0.441, 0.496, 0.415 for seeds 0-4, about 20 s each on a 2-core CPU.
-# 4,096 tokens gave 0.25-0.38 (seeds 0-5); 8,192 gave 0.72-0.80 for four seeds and 0.26 for seed 0 (stuck
-# on a wrong symbol). The thresholds sit well under the measured figures: float rounding on another
-# machine changes which symbols a run settles on.
-LEARNING = {"learning_rate": 1e-3, "num_envs": 32, "n_steps": 8, "minibatch_size": 64, "n_epochs": 4}
-
-
-def test_torchrl_ppo_learns_pattern():
-    scores, before = [], None
-    for seed in (0, 1):
-        agent = TorchRLPPO("textgym/Pattern-v0", seed=seed, **LEARNING)
-        if before is None:
-            before = textgym.evaluate(agent, "textgym/Pattern-v0", episodes=64, seed=100).score
-        agent.learn(total_timesteps=6144)
-        scores.append(textgym.evaluate(agent, "textgym/Pattern-v0", episodes=64, seed=100).score)
-    assert before < 0.1  # a fresh model: about random
-    assert np.mean(scores) >= 0.3, f"TorchRL PPO reached {scores} of the optimum 1.0"
-    assert min(scores) >= 0.2, f"a seed stalled: {scores}"

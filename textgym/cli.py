@@ -1,4 +1,4 @@
-"""The ``textgym`` command (also ``python -m textgym``): list, train, eval, elo, export and compare.
+"""The ``textgym`` command (also ``python -m textgym``): list, train, eval, export, compare, elo, annotate.
 
 Built on typer (click) with rich tables; ``textgym COMMAND --help`` shows every option with its default.
 """
@@ -373,6 +373,44 @@ def elo(
             player["gold_score"] = result.score
         out.write_text(json.dumps(data, indent=1))
         console.print(f"Written: {out}")
+
+
+# ----------------------------------------------------------------------------------------- annotate
+@app.command()
+def annotate(
+    out: Annotated[Path, typer.Option(help="the JSONL file answers are appended to")],
+    env: Annotated[str | None, typer.Option(help="the env; default: the run's")] = None,
+    policy: Annotated[
+        str, typer.Option(help="whose completions: a run folder, a checkpoint, a model, or 'reference'")
+    ] = "reference",
+    prompts: Annotated[int, typer.Option(help="held-out prompts to judge")] = 32,
+    completions: Annotated[int, typer.Option(help="completions per prompt: 2 compares, more ranks")] = 2,
+    seed: Annotated[int, typer.Option(help="seeds the prompts, the sampling and the order shown")] = 0,
+) -> None:
+    """Judge a policy's completions in the terminal: pick the better of two (or rank several), tie, skip,
+    undo. Every answer is on disk once given; rerun the same command to continue a stopped session."""
+    from textgym.preferences.annotate import Session, run_app, sample_items
+
+    try:
+        session = Session(out)
+        console.print(
+            f"Continuing the session in {out} at prompt {session.position + 1} of {len(session.items)}"
+        )
+    except FileNotFoundError:
+        subject, env = resolve_policy(policy, env, None)
+        console.print(f"Sampling {completions} completions for each of {prompts} prompts of {env}...")
+        items = sample_items(subject, env, prompts, completions, seed=seed)
+        source = {"env": env, "policy": policy, "seed": seed}
+        session = Session(out, items, source)
+    except ValueError as exc:
+        raise Bad(str(exc)) from None
+    run_app(session)
+    answered = sum(d["answer"] for d in session.decisions)
+    console.print(
+        f"{answered} answers in {out} ({session.position} of {len(session.items)} prompts decided)"
+        + ("" if session.done else "; run the same command to continue"),
+        highlight=False,
+    )
 
 
 def resolve_policy(policy: str, env: str | None, agent: str | None) -> tuple[Any, str]:

@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("textgym.rollout", "textgym.agent"),
     ("textgym.evaluation",),
     ("textgym",),  # the package itself: its __init__ gathers the public names
-    ("textgym.preferences",),
+    ("textgym.preferences", "textgym.sft"),
     ("textgym.agents.config", "textgym.agents.checkpoint", "textgym.agents.logger"),
     ("textgym.agents.policy",),
     ("textgym.agents.base",),

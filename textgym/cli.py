@@ -1,4 +1,4 @@
-"""The ``textgym`` command (also ``python -m textgym``): list, train, eval, export, compare, elo, annotate.
+"""The ``textgym`` command (``python -m textgym``): list, train, eval, export, compare, sft, annotate, elo.
 
 Built on typer (click) with rich tables; ``textgym COMMAND --help`` shows every option with its default.
 """
@@ -373,6 +373,51 @@ def elo(
             player["gold_score"] = result.score
         out.write_text(json.dumps(data, indent=1))
         console.print(f"Written: {out}")
+
+
+# ---------------------------------------------------------------------------------------------- sft
+@app.command("sft")
+def sft_(
+    env: Annotated[str, typer.Option(help="the env whose prompts (and chat template) the model learns")],
+    out: Annotated[Path, typer.Option(help="the Hugging Face folder to write the fine-tuned model to")],
+    data: Annotated[
+        Path | None, typer.Option(help='a JSONL of {"prompt", "completion"}; default: the task writes them')
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="the model to fine-tune; default: the env's")] = None,
+    examples: Annotated[int, typer.Option(help="demonstrations drawn from the task (without --data)")] = 512,
+    epochs: Annotated[int, typer.Option(help="passes over the demonstrations")] = 1,
+    learning_rate: Annotated[float, typer.Option(help="AdamW step size")] = 1e-5,
+    batch_size: Annotated[int, typer.Option(help="demonstrations per step")] = 8,
+    seed: Annotated[int, typer.Option(help="seeds the drawn demonstrations and the batch order")] = 0,
+    eval_episodes: Annotated[int, typer.Option(help="held-out episodes before and after (0: none)")] = 32,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Supervised fine-tuning on demonstrations (the warm start before RL): the completion-only loss on
+    prompts encoded as the env encodes them. Then: textgym train --model OUT."""
+    from textgym.evaluation import evaluate
+    from textgym.sft import DemonstrationError, SFTConfig, read_demonstrations, sft
+
+    env = check_env(env)
+    if out.exists() and any(out.iterdir()):
+        raise Bad(f"{str(out)!r} already holds files: choose another --out")
+    try:
+        demonstrations = read_demonstrations(data) if data is not None else None
+    except (DemonstrationError, FileNotFoundError) as exc:
+        raise Bad(str(exc)) from None
+    config = SFTConfig(
+        learning_rate=learning_rate, batch_size=batch_size, epochs=epochs, examples=examples, seed=seed
+    )
+    try:
+        bundle, losses = sft(env, demonstrations, model=model, out=out, config=config, progress=progress)
+    except NotImplementedError as exc:
+        raise Bad(f"{exc} (--data)") from None
+    console.print(f"SFT: loss {losses[0]:.4f} -> {losses[-1]:.4f} over {len(losses)} steps; written to {out}")
+    if eval_episodes:
+        rows = {
+            "before": evaluate(model or "reference", env, eval_episodes, seed=seed),
+            "after": evaluate(bundle.model, env, eval_episodes, seed=seed),
+        }
+        console.print(evaluation_table(rows, title=f"Held-out: {env}"))
 
 
 # ----------------------------------------------------------------------------------------- annotate

@@ -78,6 +78,11 @@ class Task:
         """Score finished completions (the task's own reward function)."""
         raise NotImplementedError
 
+    def demonstration(self, example: Example) -> str:
+        """A good completion of ``example``, written out (what SFT imitates); tasks with no way to write
+        one raise NotImplementedError and take demonstrations from a file instead."""
+        raise NotImplementedError(f"task {self.name!r} writes no demonstrations; give SFT a file of them")
+
     def corpus(self) -> list[str]:
         """Lines covering every word the task can show or expect: the tiny model's vocabulary."""
         raise NotImplementedError(f"task {self.name!r} runs on a tiny model but defines no corpus()")

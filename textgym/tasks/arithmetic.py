@@ -11,6 +11,7 @@ the number after the completion's last such marker equals the answer, and nothin
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, ClassVar
@@ -217,6 +218,15 @@ class ArithmeticTask(Task):
 
     def reward(self, prompts: list[str], completions: list[str], **columns: list[Any]) -> list[float]:
         return self.reward_fn(prompts, completions, **columns)
+
+    def demonstration(self, example: Example) -> str:
+        """The worked answer: one line per operation, then the answer line, e.g.
+        ``"13 + 5 = 18\n18 * 2 = 36\nAnswer: 36"``."""
+        start, *rest = re.findall(r"\d+|[-+*/]", example["expression"])
+        steps = [(op, int(value)) for op, value in zip(rest[::2], rest[1::2], strict=True)]
+        amounts = evaluate(int(start), steps)
+        lines = [f"{amounts[i]} {op} {value} = {amounts[i + 1]}" for i, (op, value) in enumerate(steps)]
+        return "\n".join([*lines, f"Answer: {example['answer']}"])
 
 
 class ArithmeticEnv(TextEnv):

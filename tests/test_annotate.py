@@ -117,3 +117,32 @@ def test_the_terminal_session_survives_a_kill_and_resumes(tmp_path):
     answers = read_preferences(out)
     assert [a.prompt for a in answers] == [item["prompt"] for item in items]
     assert answers[2].chosen == items[2]["completions"][1] and answers[3].chosen == items[3]["completions"][0]
+
+
+def test_the_simulated_annotator_fills_a_session_from_the_env_scores(tmp_path):
+    from typer.testing import CliRunner
+
+    from textgym.cli import app
+
+    out = tmp_path / "prefs.jsonl"
+    result = CliRunner().invoke(
+        app, ["annotate", "--env", "textgym/Copy-v0", "--prompts", "16", "--simulate", "0", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    items = Session(out).items
+    answers = read_preferences(out)
+    assert len(answers) == 16 and Session(out).done
+    for item, answer in zip(items, answers, strict=True):
+        score = dict(zip(item.completions, item.scores, strict=True))
+        if answer.tie:  # noiseless: equal scores tie, else the better one is chosen
+            assert score[answer.chosen] == score[answer.rejected]
+        else:
+            assert score[answer.chosen] > score[answer.rejected]
+
+
+def test_simulated_rankings_follow_the_scores(tmp_path):
+    from textgym.preferences.annotate import simulate
+
+    session = Session(tmp_path / "prefs.jsonl", [Item("p", ("x", "y", "z"), (0.2, 0.9, 0.5))])
+    simulate(session, temperature=0)
+    assert read_preferences(tmp_path / "prefs.jsonl") == [Ranking("p", ("x", "y", "z"), (1, 2, 0))]

@@ -431,10 +431,15 @@ def annotate(
     prompts: Annotated[int, typer.Option(help="held-out prompts to judge")] = 32,
     completions: Annotated[int, typer.Option(help="completions per prompt: 2 compares, more ranks")] = 2,
     seed: Annotated[int, typer.Option(help="seeds the prompts, the sampling and the order shown")] = 0,
+    simulate: Annotated[
+        float | None,
+        typer.Option(help="no person: the simulated annotator judges by the env's reward at this noise"),
+    ] = None,
 ) -> None:
     """Judge a policy's completions in the terminal: pick the better of two (or rank several), tie, skip,
     undo. Every answer is on disk once given; rerun the same command to continue a stopped session."""
     from textgym.preferences.annotate import Session, run_app, sample_items
+    from textgym.preferences.annotate import simulate as simulate_session
 
     try:
         session = Session(out)
@@ -449,7 +454,10 @@ def annotate(
         session = Session(out, items, source)
     except ValueError as exc:
         raise Bad(str(exc)) from None
-    run_app(session)
+    if simulate is None:
+        run_app(session)
+    else:
+        simulate_session(session, simulate, seed=seed)
     answered = sum(d["answer"] for d in session.decisions)
     console.print(
         f"{answered} answers in {out} ({session.position} of {len(session.items)} prompts decided)"

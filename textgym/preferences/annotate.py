@@ -36,10 +36,12 @@ from textgym.preferences.data import Comparison, Preference, Ranking, append_pre
 
 @dataclass(frozen=True)
 class Item:
-    """One prompt and its ``K`` completions, in the order the person sees them."""
+    """One prompt and its ``K`` completions, in the order the person sees them, with the env's scores of
+    them (never shown; what a simulated annotator judges by)."""
 
     prompt: str
     completions: tuple[str, ...]
+    scores: tuple[float, ...] = ()
 
 
 def sample_items(policy: Any, env_id: str, prompts: int, completions: int, seed: int = 0) -> list[Item]:
@@ -72,8 +74,14 @@ def sample_items(policy: Any, env_id: str, prompts: int, completions: int, seed:
     items = []
     for i in range(prompts):
         texts = episodes.completions[i * completions : (i + 1) * completions]
+        scores = episodes.scores[i * completions : (i + 1) * completions]
+        order = rng.permutation(completions)
         items.append(
-            Item(episodes.prompts[i * completions], tuple(texts[j] for j in rng.permutation(completions)))
+            Item(
+                episodes.prompts[i * completions],
+                tuple(texts[j] for j in order),
+                tuple(float(scores[j]) for j in order),
+            )
         )
     return items
 
@@ -96,13 +104,18 @@ class Session:
         self.state_path = self.out.with_name(self.out.name + ".session.json")
         if self.items_path.is_file():  # a session to continue: its own items, whatever was passed
             saved = json.loads(self.items_path.read_text())
-            self.items = [Item(d["prompt"], tuple(d["completions"])) for d in saved["items"]]
+            self.items = [
+                Item(d["prompt"], tuple(d["completions"]), tuple(d.get("scores", ()))) for d in saved["items"]
+            ]
             self.source = saved.get("source", {})
         elif items is None:
             raise FileNotFoundError(f"no session at {str(self.out)!r}: no {self.items_path.name} beside it")
         else:
             self.items, self.source = list(items), dict(source or {})
-            listed = [{"prompt": i.prompt, "completions": list(i.completions)} for i in self.items]
+            listed = [
+                {"prompt": i.prompt, "completions": list(i.completions), "scores": list(i.scores)}
+                for i in self.items
+            ]
             _write_atomic(self.items_path, {"source": self.source, "items": listed})
         self.decisions: list[dict[str, Any]] = []  # {"item": i, "answer": bool}, in order
         if self.state_path.is_file():
@@ -197,6 +210,34 @@ class Session:
 
     def _save_state(self) -> None:
         _write_atomic(self.state_path, {"decisions": self.decisions})
+
+
+def simulate(session: Session, temperature: float, seed: int = 0) -> None:
+    """Decide every undecided item as the simulated annotator would: by the env's scores of the
+    completions with Bradley-Terry noise at ``temperature`` (Plackett-Luce rankings for more than two)."""
+    from textgym.preferences.simulated import SimulatedAnnotator
+
+    annotator = SimulatedAnnotator(None, temperature, seed=seed + session.position)
+    while not session.done:
+        item = session.current
+        if len(item.scores) != len(item.completions):
+            raise ValueError(
+                f"item {session.position} carries no scores to judge by; it was not sampled from an env"
+            )
+        if len(item.completions) == 2:
+            (judged,) = annotator.compare(
+                [item.prompt],
+                [item.completions[0]],
+                [item.completions[1]],
+                [item.scores[0]],
+                [item.scores[1]],
+            )
+            if judged.tie:
+                session.tie()
+            else:
+                session.choose(item.completions.index(judged.chosen))
+        else:
+            session.rank(list(annotator.rank(item.prompt, list(item.completions), gold=item.scores).ranking))
 
 
 def _is_about(record: Preference, item: Item) -> bool:

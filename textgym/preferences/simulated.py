@@ -30,28 +30,56 @@ class SimulatedAnnotator:
         seed: seeds the draws.
     """
 
-    def __init__(self, gold: RewardFn | str, temperature: float = 1.0, seed: int = 0) -> None:
+    def __init__(self, gold: RewardFn | str | None, temperature: float = 1.0, seed: int = 0) -> None:
         if not temperature >= 0:
             raise ValueError(f"temperature must be >= 0, got {temperature!r}")
-        self.gold = resolve_reward(gold)
+        self.gold = resolve_reward(gold) if gold is not None else None
         self.temperature = float(temperature)
         self.rng = np.random.default_rng(seed)
+
+    def _values(
+        self, prompts: list[str], completions: list[str], given: Any, columns: dict[str, Any]
+    ) -> np.ndarray:
+        """The gold rewards of ``completions``: ``given`` when the caller has them, else scored now."""
+        if given is not None:
+            return np.asarray(given, dtype=np.float64)
+        if self.gold is None:
+            raise ValueError("this annotator has no gold reward: pass the completions' gold values")
+        return score_completions(self.gold, prompts, completions, **columns)
+
+    def probability(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """``(N,)`` probability of preferring completions of gold ``first`` to those of gold ``second``."""
+        first, second = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
+        if self.temperature == 0:
+            return np.where(first > second, 1.0, np.where(first < second, 0.0, 0.5))
+        return 1.0 / (1.0 + np.exp(-(first - second) / self.temperature))
 
     def preference_probability(
         self, prompts: list[str], first: list[str], second: list[str], **columns: list[Any]
     ) -> np.ndarray:
         """``(N,)`` probability that the annotator prefers ``first[i]`` to ``second[i]``."""
-        g1 = score_completions(self.gold, prompts, first, **columns)
-        g2 = score_completions(self.gold, prompts, second, **columns)
-        if self.temperature == 0:
-            return np.where(g1 > g2, 1.0, np.where(g1 < g2, 0.0, 0.5))
-        return 1.0 / (1.0 + np.exp(-(g1 - g2) / self.temperature))
+        return self.probability(
+            self._values(prompts, first, None, columns), self._values(prompts, second, None, columns)
+        )
 
     def compare(
-        self, prompts: list[str], first: list[str], second: list[str], **columns: list[Any]
+        self,
+        prompts: list[str],
+        first: list[str],
+        second: list[str],
+        gold_first: Any = None,
+        gold_second: Any = None,
+        **columns: list[Any],
     ) -> list[Comparison]:
-        """One judgment per pair: chosen and rejected, or a tie (noiseless annotator, equal gold)."""
-        p = self.preference_probability(prompts, first, second, **columns)
+        """One judgment per pair: chosen and rejected, or a tie (noiseless annotator, equal gold).
+
+        ``gold_first``/``gold_second`` give the completions' gold rewards when known (an env's episodes
+        carry them); else the gold reward scores them, with ``columns``.
+        """
+        p = self.probability(
+            self._values(prompts, first, gold_first, columns),
+            self._values(prompts, second, gold_second, columns),
+        )
         wins = self.rng.random(len(p)) < p
         return [
             Comparison(prompt, a, b, tie=True)
@@ -62,12 +90,10 @@ class SimulatedAnnotator:
             for prompt, a, b, q, win in zip(prompts, first, second, p, wins, strict=True)
         ]
 
-    def rank(self, prompt: str, completions: list[str], **columns: Any) -> Ranking:
+    def rank(self, prompt: str, completions: list[str], gold: Any = None, **columns: Any) -> Ranking:
         """A full ranking of ``completions``, best first, drawn by Plackett-Luce (a column: one value)."""
         n = len(completions)
-        g = score_completions(
-            self.gold, [prompt] * n, completions, **{k: [v] * n for k, v in columns.items()}
-        )
+        g = self._values([prompt] * n, completions, gold, {k: [v] * n for k, v in columns.items()})
         keys = g if self.temperature == 0 else g / self.temperature + self.rng.gumbel(size=n)
         order = np.argsort(-keys, kind="stable")
         return Ranking(prompt, tuple(completions), tuple(int(i) for i in order))

@@ -25,6 +25,7 @@ def test_every_example_is_covered():
         "custom_reward.py",
         "evaluate_default_model.py",
         "torchrl_ppo.py",
+        "rlhf_loop.py",
     }
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
@@ -100,3 +101,30 @@ def test_sb3_ppo_example_learns_pattern():
     finally:
         torch.set_num_threads(threads)
     assert results["after"].score > results["before"].score + 0.2, results
+
+
+def test_the_rlhf_loop_trains_a_reward_model_and_optimises_it(tmp_path):
+    """On Copy-v0's tiny model, at a tiny budget: the loop's files, and PPO raising the learned reward.
+
+    Measured: proxy -0.06 -> 0.34 (z-score), gold 0.013 -> 0.046, KL 1.1, after 1,536 tokens at beta 0.5.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rows = load("rlhf_loop.py")["main"](
+            ["--env", "textgym/Copy-v0", "--out", str(tmp_path), "--pairs", "128", "--noise", "0.05",
+             "--backbone", "policy", "--rm-lr", "1e-3", "--rm-epochs", "6", "--kl-coefs", "0.5",
+             "--timesteps", "1536", "--points", "1", "--lr", "1e-3", "--batch-size", "16",
+             "--eval-episodes", "16"]
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    assert len(rows) == 2 and rows[0]["env_steps"] == 0 and rows[-1]["env_steps"] >= 1536
+    assert rows[-1]["proxy"] > rows[0]["proxy"] + 0.15 and rows[-1]["kl"] > 0
+    for name in (
+        "prefs.jsonl",
+        "reward-model/reward_model.json",
+        "overoptimisation.csv",
+        "overoptimisation.png",
+    ):
+        assert (tmp_path / name).is_file()

@@ -428,7 +428,8 @@ def annotate(
     policy: Annotated[
         str, typer.Option(help="whose completions: a run folder, a checkpoint, a model, or 'reference'")
     ] = "reference",
-    prompts: Annotated[int, typer.Option(help="held-out prompts to judge")] = 32,
+    prompts: Annotated[int, typer.Option(help="prompts to judge")] = 32,
+    split: Annotated[str, typer.Option(help="the split the prompts come from")] = "train",
     completions: Annotated[int, typer.Option(help="completions per prompt: 2 compares, more ranks")] = 2,
     seed: Annotated[int, typer.Option(help="seeds the prompts, the sampling and the order shown")] = 0,
     simulate: Annotated[
@@ -449,8 +450,8 @@ def annotate(
     except FileNotFoundError:
         subject, env = resolve_policy(policy, env, None)
         console.print(f"Sampling {completions} completions for each of {prompts} prompts of {env}...")
-        items = sample_items(subject, env, prompts, completions, seed=seed)
-        source = {"env": env, "policy": policy, "seed": seed}
+        items = sample_items(subject, env, prompts, completions, seed=seed, split=split)
+        source = {"env": env, "policy": policy, "seed": seed, "split": split}
         session = Session(out, items, source)
     except ValueError as exc:
         raise Bad(str(exc)) from None

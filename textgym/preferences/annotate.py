@@ -1,7 +1,8 @@
 """An annotation session in the terminal: a person compares or ranks a policy's completions.
 
 ``textgym annotate --env ID --policy P --out prefs.jsonl`` samples ``K`` completions for each of
-``prompts`` held-out prompts, then shows them one prompt at a time (a prompt_toolkit full-screen app):
+``prompts`` prompts (of the train split by default: the judgments are to train a reward model), then
+shows them one prompt at a time (a prompt_toolkit full-screen app):
 
 - ``K = 2``: ``1`` or ``2`` picks the better one, ``t`` calls a tie;
 - ``K > 2``: digits rank them best first (a prefix is a top-k ranking), ``Enter`` records it,
@@ -44,9 +45,11 @@ class Item:
     scores: tuple[float, ...] = ()
 
 
-def sample_items(policy: Any, env_id: str, prompts: int, completions: int, seed: int = 0) -> list[Item]:
-    """``prompts`` held-out prompts of ``env_id`` with ``completions`` samples each from ``policy`` (a causal
-    LM, an agent, or ``"reference"``), shown in an order drawn from ``seed``."""
+def sample_items(
+    policy: Any, env_id: str, prompts: int, completions: int, seed: int = 0, split: str = "train"
+) -> list[Item]:
+    """``prompts`` prompts of ``env_id``'s ``split`` with ``completions`` samples each from ``policy`` (a
+    causal LM, an agent, or ``"reference"``), shown in an order drawn from ``seed``."""
     import gymnasium as gym
     import torch
     from gymnasium.vector import AutoresetMode
@@ -59,7 +62,7 @@ def sample_items(policy: Any, env_id: str, prompts: int, completions: int, seed:
         env_id,
         num_envs=prompts * completions,
         vectorization_mode="vector_entry_point",
-        split="test",
+        split=split,
         autoreset_mode=AutoresetMode.DISABLED,
     )
     if policy == "reference":

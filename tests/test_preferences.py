@@ -271,3 +271,28 @@ def test_the_default_backbone_is_the_embedded_minilm_encoder():
         model.classifier.weight.grad is not None
         and model.bert.embeddings.word_embeddings.weight.grad is not None
     )
+
+
+def test_the_command_trains_a_reward_model_from_a_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from textgym.cli import app
+
+    annotator = SimulatedAnnotator(a_share, temperature=0.05, seed=0)
+    rng = np.random.default_rng(1)
+    draw = lambda: " ".join(rng.choice(SYMBOLS, 4))  # noqa: E731
+    records = annotator.compare(["Rate:"] * 40, [draw() for _ in range(40)], [draw() for _ in range(40)])
+    write_preferences(tmp_path / "prefs.jsonl", records)
+    result = CliRunner().invoke(
+        app,
+        ["reward-model", "--data", str(tmp_path / "prefs.jsonl"), "--out", str(tmp_path / "rm"),
+         "--epochs", "1", "--no-progress"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Held-out pairwise accuracy" in result.output
+    assert SequenceClassifierReward(str(tmp_path / "rm")).model.config.model_type == "bert"  # MiniLM
+    (tmp_path / "bad.jsonl").write_text('{"prompt": "p", "chosen": "a"}\n')
+    result = CliRunner().invoke(
+        app, ["reward-model", "--data", str(tmp_path / "bad.jsonl"), "--out", "x"], env={"COLUMNS": "400"}
+    )
+    assert result.exit_code != 0 and "bad.jsonl:1: missing field 'rejected'" in result.output

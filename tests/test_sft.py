@@ -75,5 +75,7 @@ def test_the_command_reads_demonstrations_and_reports_bad_lines(tmp_path):
     data.write_text('{"prompt": "p", "completion": "c"}\n{"prompt": "p", "answer": "c"}\n')
     with pytest.raises(DemonstrationError, match=r"demos.jsonl:2: unknown field\(s\) \['answer'\]"):
         read_demonstrations(data)
-    result = CliRunner().invoke(app, ["sft", "--env", "textgym/Sentiment-v0", "--out", str(tmp_path / "s")])
+    result = CliRunner().invoke(
+        app, ["sft", "--env", "textgym/Sentiment-v0", "--out", str(tmp_path / "s")], env={"COLUMNS": "400"}
+    )
     assert result.exit_code != 0 and "writes no demonstrations" in result.output

@@ -420,6 +420,57 @@ def sft_(
         console.print(evaluation_table(rows, title=f"Held-out: {env}"))
 
 
+# -------------------------------------------------------------------------------------- reward-model
+@app.command("reward-model")
+def reward_model(
+    data: Annotated[
+        Path, typer.Option(help="a JSONL of comparisons and rankings (textgym.preferences.data)")
+    ],
+    out: Annotated[Path, typer.Option(help="the folder to save the reward model to")],
+    backbone: Annotated[
+        str, typer.Option(help="'minilm' (all-MiniLM-L6-v2, embedded) or a local encoder or causal LM folder")
+    ] = "minilm",
+    epochs: Annotated[int, typer.Option(help="passes over the training records at most")] = 4,
+    learning_rate: Annotated[float, typer.Option(help="AdamW step size")] = 2e-5,
+    batch_size: Annotated[int, typer.Option(help="records per step")] = 16,
+    val_fraction: Annotated[float, typer.Option(help="share of prompts held out for validation")] = 0.1,
+    patience: Annotated[int, typer.Option(help="validations without improvement before stopping")] = 2,
+    center_coef: Annotated[
+        float, typer.Option(help="TRL's centering term on (r_chosen + r_rejected)^2")
+    ] = 0.0,
+    seed: Annotated[int, typer.Option(help="seeds the split, the head and the batch order")] = 0,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Train a reward model on preferences: Bradley-Terry on comparisons (ties at half credit),
+    Plackett-Luce on rankings. Then: gym.make(id, reward_model=OUT)."""
+    from textgym.preferences import (
+        PreferenceDataError,
+        RewardModelConfig,
+        read_preferences,
+        train_reward_model,
+    )
+
+    try:
+        records = read_preferences(data)
+    except (PreferenceDataError, FileNotFoundError) as exc:
+        raise Bad(str(exc)) from None
+    config = RewardModelConfig(
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        epochs=epochs,
+        val_fraction=val_fraction,
+        patience=patience,
+        center_coef=center_coef,
+        seed=seed,
+    )
+    try:
+        _, report = train_reward_model(records, backbone, out=out, config=config, progress=progress)
+    except (FileNotFoundError, ValueError) as exc:
+        raise Bad(str(exc)) from None
+    console.print(Markdown(report.table()))
+    console.print(f"Saved to {out}: gym.make(ENV_ID, reward_model={str(out)!r})", highlight=False)
+
+
 # ----------------------------------------------------------------------------------------- annotate
 @app.command()
 def annotate(

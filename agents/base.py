@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from textgym.agents.checkpoint import CheckpointError, is_plain, load_checkpoint, save_checkpoint
 from textgym.agents.config import AgentConfig, build_config
 from textgym.agents.logger import MetricLogger
-from textgym.agents.policy import LMPolicy, observation_batch
+from textgym.agents.policy import LMPolicy, observation_batch, predicted_actions
 from textgym.envs import TextEnv, TextVectorEnv
 from textgym.evaluation import Evaluation, evaluate
 from textgym.models import ModelBundle, load_model
@@ -319,12 +319,7 @@ class LMAgent:
         ids, mask, single = observation_batch(observation, self.device)
         with self.autocast():
             logits, _ = self.policy.next_token(ids, mask)
-        if deterministic:
-            actions = logits.argmax(-1)
-        else:
-            actions = torch.multinomial(torch.softmax(logits / self.config.temperature, -1), 1)[:, 0]
-        actions = actions.cpu().numpy()
-        return (actions[0] if single else actions), None
+        return predicted_actions(logits, self.config.temperature, deterministic, single), None
 
     @torch.no_grad()
     def generate(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -215,6 +216,19 @@ def observation_batch(
     mask = torch.as_tensor(observation["attention_mask"], device=device).long()
     single = ids.ndim == 1
     return (ids[None], mask[None], True) if single else (ids, mask, False)
+
+
+def predicted_actions(
+    logits: torch.Tensor, temperature: float, deterministic: bool, single: bool
+) -> np.ndarray | np.int64:
+    """What an SB3-style ``predict`` returns from next-token logits ``(B, V)``: the most likely tokens, or
+    tokens sampled at ``temperature`` from torch's global generator; one token for a single observation."""
+    if deterministic:
+        actions = logits.argmax(-1)
+    else:
+        actions = torch.multinomial(torch.softmax(logits / temperature, -1), 1)[:, 0]
+    actions = actions.cpu().numpy()
+    return actions[0] if single else actions
 
 
 def last_real_column(attention_mask: torch.Tensor) -> torch.Tensor:

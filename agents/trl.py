@@ -51,7 +51,7 @@ from textgym.agents.base import resolve_device
 from textgym.agents.checkpoint import CheckpointError, is_plain
 from textgym.agents.config import arg, build_config
 from textgym.agents.logger import MetricLogger
-from textgym.agents.policy import last_real_column, observation_batch
+from textgym.agents.policy import last_real_column, observation_batch, predicted_actions
 from textgym.models import ModelBundle, load_model
 from textgym.models.cached_lm import position_ids_from_mask
 from textgym.rewards.protocol import score_completions
@@ -282,12 +282,7 @@ class TRLRLOO:
         ids, mask, single = observation_batch(observation, self.lm.device)
         out = self.lm(input_ids=ids, attention_mask=mask, position_ids=position_ids_from_mask(mask))
         logits = out.logits[torch.arange(len(ids)), last_real_column(mask)].float()  # (B, V)
-        if deterministic:
-            actions = logits.argmax(-1)
-        else:
-            actions = torch.multinomial(torch.softmax(logits / self.config.temperature, -1), 1)[:, 0]
-        actions = actions.cpu().numpy()
-        return (actions[0] if single else actions), None
+        return predicted_actions(logits, self.config.temperature, deterministic, single), None
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """A folder: TRL's checkpoint of the last ``learn`` (weights, optimizer, scheduler, RNG states,

@@ -41,3 +41,13 @@ def independent_ref_logprobs(
         logprobs = torch.log_softmax(model(ids).logits[0].float(), -1)
     positions = torch.arange(len(prompt) - 1, len(prompt) - 1 + len(completion))
     return logprobs[positions, torch.tensor(completion)]
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test: on tiny models more threads only add overhead (a busy 2-core
+    machine makes it worse). Modules take it with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

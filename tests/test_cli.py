@@ -27,13 +27,7 @@ def invoke(*args: str):
     return result
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models: more threads only add overhead on a busy 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads only add overhead
 
 
 def test_list_shows_every_env_and_agent():

@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 import textgym
@@ -17,13 +16,7 @@ from textgym.sft import DemonstrationError, SFTConfig, _batch, read_demonstratio
 from textgym.tasks.arithmetic import ArithmeticTask
 from textgym.tasks.toy import CopyTask
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads only add overhead
 
 
 @pytest.mark.parametrize("difficulty", [1, 2, 3])

@@ -19,13 +19,7 @@ from torchrl.objectives.value import GAE
 from textgym.agents.policy import LMPolicy
 from textgym.agents.torchrl import TorchRLPPO, actor_critic, make_env
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add overhead, and busy machines slow them down
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads only add overhead
 
 
 def test_check_env_specs_passes_on_the_wrapped_vector_env(copy_bundle):

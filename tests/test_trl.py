@@ -18,12 +18,7 @@ ENV = "textgym/Pattern-v0"
 SETTINGS = {"learning_rate": 3e-3, "batch_size": 16, "num_generations": 4}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add overhead
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads only add overhead
 
 
 def test_rloo_learns_pattern_within_its_budget_of_env_steps():

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from textgym.jsonl import read_jsonl
 from textgym.models import ModelBundle, load_model
 
 
@@ -54,32 +55,21 @@ class SFTConfig:
 
 def read_demonstrations(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     """``(prompt, completion)`` pairs of a JSONL file; a bad line raises naming its number and field."""
-    path = Path(path)
     pairs = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
+    for where, data in read_jsonl(path, DemonstrationError):
+        if not isinstance(data, dict):
+            raise DemonstrationError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        unknown = sorted(set(data) - {"prompt", "completion"})
+        if unknown:
+            raise DemonstrationError(
+                f"{where}: unknown field(s) {unknown}; expected 'prompt' and 'completion'"
+            )
+        for key in ("prompt", "completion"):
+            if not isinstance(data.get(key), str):
                 raise DemonstrationError(
-                    f"{where}: not valid JSON ({exc.msg} at column {exc.colno})"
-                ) from exc
-            if not isinstance(data, dict):
-                raise DemonstrationError(f"{where}: expected a JSON object, got {type(data).__name__}")
-            unknown = sorted(set(data) - {"prompt", "completion"})
-            if unknown:
-                raise DemonstrationError(
-                    f"{where}: unknown field(s) {unknown}; expected 'prompt' and 'completion'"
+                    f"{where}: field {key!r} must be a string, got {type(data.get(key)).__name__}"
                 )
-            for key in ("prompt", "completion"):
-                if not isinstance(data.get(key), str):
-                    raise DemonstrationError(
-                        f"{where}: field {key!r} must be a string, got {type(data.get(key)).__name__}"
-                    )
-            pairs.append((data["prompt"], data["completion"]))
+        pairs.append((data["prompt"], data["completion"]))
     if not pairs:
         raise DemonstrationError(f"{path}: no demonstrations")
     return pairs

@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from textgym.jsonl import read_jsonl
+
 COMPARISON_KEYS = {"prompt", "chosen", "rejected", "tie", "margin"}
 RANKING_KEYS = {"prompt", "completions", "ranking"}
 
@@ -131,21 +133,7 @@ def read_preferences(path: str | os.PathLike[str]) -> list[Preference]:
         FileNotFoundError: no such file.
         PreferenceDataError: the first bad line, named as ``path:line``, with its field.
     """
-    path = Path(path)
-    records: list[Preference] = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise PreferenceDataError(
-                    f"{where}: not valid JSON ({exc.msg} at column {exc.colno})"
-                ) from exc
-            records.append(parse_preference(data, where))
-    return records
+    return [parse_preference(data, where) for where, data in read_jsonl(path, PreferenceDataError)]
 
 
 def append_preference(file: TextIO, record: Preference) -> None:

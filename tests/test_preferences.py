@@ -25,6 +25,7 @@ from textgym.preferences import (
     train_reward_model,
     write_preferences,
 )
+from textgym.preferences.annotate import Session
 from textgym.preferences.elo import bootstrap_intervals, bradley_terry_ratings, elo_ratings
 from textgym.preferences.reward_model import ordered_pairs, split_records
 from textgym.rewards import SequenceClassifierReward
@@ -296,3 +297,32 @@ def test_the_command_trains_a_reward_model_from_a_file(tmp_path):
         app, ["reward-model", "--data", str(tmp_path / "bad.jsonl"), "--out", "x"], env={"COLUMNS": "400"}
     )
     assert result.exit_code != 0 and "bad.jsonl:1: missing field 'rejected'" in result.output
+
+
+def test_a_persons_round_robin_becomes_games(tmp_path, monkeypatch):
+    """elo --judge human: every pair on every prompt is an item of an annotation session; the person's
+    answers (here: always the higher-numbered player, one skip, one tie) become the games."""
+    import textgym.preferences.annotate as annotate
+    from textgym.cli import human_games
+
+    completions = [[f"p{p} on {i}" for i in range(2)] for p in range(3)]
+    players = ["a", "b", "c"]
+
+    def person(session):
+        for n, (first, second) in enumerate(session.source["pairs"]):
+            if n == 0:
+                session.skip()
+            elif n == 1:
+                session.tie()
+            else:
+                session.choose(0 if first > second else 1)
+
+    monkeypatch.setattr(annotate, "run_app", person)
+    games = human_games(tmp_path / "h.jsonl", players, "env", ["q0", "q1"], completions, seed=0)
+    pairs = Session(tmp_path / "h.jsonl").source["pairs"]
+    assert len(pairs) == 6 and len(games) == 5  # the skip is no game
+    assert games[0] == (*pairs[1], 0.5)
+    for (a, b, score), (first, second) in zip(games[1:], pairs[2:], strict=True):
+        assert (a, b) == (first, second) and score == (1.0 if first > second else 0.0)
+    with pytest.raises(Exception, match="a session on players"):
+        human_games(tmp_path / "h.jsonl", ["a", "b"], "env", ["q0", "q1"], completions[:2], seed=0)

@@ -306,8 +306,15 @@ def elo(
     ],
     env: Annotated[str | None, typer.Option(help="the env; default: the first run's")] = None,
     judge: Annotated[
-        str, typer.Option(help="'gold': the env's own reward; else a reward model's folder")
+        str,
+        typer.Option(
+            help="'gold': the env's own reward; 'human': you, in the terminal; a reward model's folder"
+        ),
     ] = "gold",
+    session: Annotated[
+        Path | None,
+        typer.Option(help="--judge human: the answers file (rerun to continue a stopped session)"),
+    ] = None,
     temperature: Annotated[
         float, typer.Option(help="the judge's Bradley-Terry noise; 0: the higher reward wins, equal ties")
     ] = 0.0,
@@ -334,7 +341,9 @@ def elo(
     prompts = results[0].prompts
     if any(r.prompts != prompts for r in results):
         raise RuntimeError("the players did not see the same prompts; report this as a textgym bug")
-    if judge == "gold":
+    if judge == "human":
+        games = human_games(session, policy, env, prompts, [r.completions for r in results], seed)
+    elif judge == "gold":
         values = np.stack([r.scores for r in results])
     else:
         try:
@@ -342,9 +351,11 @@ def elo(
         except (FileNotFoundError, OSError, ValueError) as exc:
             raise Bad(f"--judge {judge!r}: 'gold' or a reward model's folder ({exc})") from None
         values = np.stack([reward(prompts, r.completions) for r in results])
-    ranked = standings(
-        round_robin(values, temperature=temperature, seed=seed), policy, samples=samples, seed=seed
-    )
+    if judge != "human":
+        games = round_robin(values, temperature=temperature, seed=seed)
+    if not games:
+        raise Bad("no games were decided: nothing to rate")
+    ranked = standings(games, policy, samples=samples, seed=seed)
     table = Table(
         title=f"{env}: {len(prompts)} prompts, {ranked.games} games, judge {judge}",
         caption="95% bootstrap intervals; Elo averaged over 100 game orders; a tie counts half",
@@ -516,6 +527,26 @@ def annotate(
         + ("" if session.done else "; run the same command to continue"),
         highlight=False,
     )
+
+
+def human_games(
+    session_path: Path | None, players: list[str], env: str, prompts: list[str], completions: list, seed: int
+) -> list:
+    """A person judges every pair of players on every prompt in an annotation session; its games."""
+    from textgym.preferences.annotate import Session, run_app
+    from textgym.preferences.elo import games_from_session, pairings
+
+    if session_path is None:
+        raise Bad("--judge human needs --session FILE, where the answers are kept")
+    try:
+        session = Session(session_path)
+    except FileNotFoundError:
+        items, pairs = pairings(prompts, completions, seed=seed)
+        session = Session(session_path, items, {"env": env, "players": players, "pairs": pairs})
+    if session.source.get("players") != players:
+        raise Bad(f"{session_path} is a session on players {session.source.get('players')}, not {players}")
+    run_app(session)
+    return games_from_session(session, [tuple(p) for p in session.source["pairs"]])
 
 
 def resolve_policy(policy: str, env: str | None, agent: str | None) -> tuple[Any, str]:

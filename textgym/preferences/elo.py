@@ -191,3 +191,51 @@ def standings(games: Sequence[Game], names: Sequence[str], *, samples: int = 200
         ),
         win_rate=wins / np.maximum(played, 1),
     )
+
+
+def pairings(
+    prompts: Sequence[str], completions: Sequence[Sequence[str]], seed: int = 0
+) -> tuple[list, list]:
+    """A person's share of a round robin: one item per prompt and pair of players, shown in a random order.
+
+    Args:
+        prompts: the held-out prompts, ``(N,)``.
+        completions: each player's completions of them, ``(players, N)``.
+
+    Returns:
+        ``items`` (:class:`~textgym.preferences.annotate.Item`, two completions each) for an annotation
+        session, and ``pairs``: for each item, the players shown first and second.
+    """
+    from textgym.preferences.annotate import Item
+
+    rng = np.random.default_rng(seed)
+    items, pairs = [], []
+    players = len(completions)
+    for i, prompt in enumerate(prompts):
+        for a in range(players):
+            for b in range(a + 1, players):
+                first, second = (a, b) if rng.random() < 0.5 else (b, a)
+                items.append(Item(prompt, (completions[first][i], completions[second][i])))
+                pairs.append((first, second))
+    order = rng.permutation(len(items))  # not all of one pairing in a row
+    return [items[j] for j in order], [pairs[j] for j in order]
+
+
+def games_from_session(session: Any, pairs: Sequence[tuple[int, int]]) -> list[Game]:
+    """The games a person decided in an annotation session built by :func:`pairings` (skips are no game;
+    a tie, or two identical completions, is half a win each)."""
+    from textgym.preferences.data import read_preferences
+
+    answers = iter(read_preferences(session.out) if session.out.is_file() else [])
+    games: list[Game] = []
+    for decision in session.decisions:
+        if not decision["answer"]:
+            continue
+        record = next(answers)
+        item = session.items[decision["item"]]
+        first, second = pairs[decision["item"]]
+        if record.tie or item.completions[0] == item.completions[1]:
+            games.append((first, second, 0.5))
+        else:
+            games.append((first, second, 1.0 if record.chosen == item.completions[0] else 0.0))
+    return games

@@ -116,7 +116,10 @@ class LMAgent:
             raise TypeError(
                 f"env must be a textgym env id, TextEnv or TextVectorEnv, got {type(env).__name__}"
             )
-        for key in ("kl_coef", "kl_target", "kl_horizon"):
+        # The agents train on whole episodes, so the reference runs once per finished episode, teacher-forced
+        # (ref_logprobs="episode_end"), instead of a cached step with every token; the rollout puts each
+        # token's KL term back at its token, so the rewards are the same (a test holds both timings equal).
+        for key in ("kl_coef", "kl_target", "kl_horizon", "ref_logprobs"):
             if getattr(cfg, key) is not None and key not in env_kwargs:
                 env_kwargs[key] = getattr(cfg, key)
         self.env_id, self.env_kwargs = env, env_kwargs

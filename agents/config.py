@@ -33,6 +33,11 @@ class AgentConfig:
     kl_coef: float | None = arg(None, "beta of the KL shaping; None keeps the task's default")
     kl_target: float | None = arg(None, "nats per sequence: turns on the adaptive (Ziegler) KL controller")
     kl_horizon: int = arg(10_000, "episodes over which the adaptive controller corrects a KL error")
+    ref_logprobs: str = arg(
+        "episode_end",
+        "when the env computes the reference's log-probs: 'episode_end' (one teacher-forced pass over "
+        "the finished episodes; each token still gets its own KL term) or 'step' (a cached step per token)",
+    )
     max_grad_norm: float = arg(1.0, "gradient clipping (global L2 norm)")
     weight_decay: float = arg(0.0, "AdamW weight decay")
     seed: int = arg(0, "seeds prompts and sampling; the same seed gives the same run on CPU")

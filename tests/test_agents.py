@@ -268,8 +268,10 @@ class StepRecorder:
 @pytest.mark.parametrize("cls", [REINFORCE, PPO])
 @pytest.mark.parametrize("kl", [{"kl_coef": 0.1}, {"kl_coef": 0.1, "kl_target": 0.5, "kl_horizon": 40}])
 def test_agents_train_on_exactly_the_rewards_the_env_paid(cls, kl, monkeypatch):
+    """With per-step reference delivery, what step() paid token by token is what the agent trains on."""
     import textgym.agents.ppo as ppo_module
 
+    kl = {**kl, "ref_logprobs": "step"}
     agent = (
         cls("textgym/Copy-v0", **TINY, **kl, baseline="none")
         if cls is REINFORCE
@@ -293,6 +295,55 @@ def test_agents_train_on_exactly_the_rewards_the_env_paid(cls, kl, monkeypatch):
         assert set(recorder.betas) == {betas[-1]}  # one beta for the whole rollout
     if "kl_target" in kl:
         assert len(set(betas)) == 3  # the trainer moved it once per iteration
+
+
+@pytest.mark.parametrize("cls", [REINFORCE, PPO])
+def test_both_reference_timings_give_the_same_rewards_and_the_same_first_update(
+    cls, copy_bundle, sharp_bundle, monkeypatch
+):
+    """Deferred delivery (the default) pays an episode's summed KL at its end; the rollout puts each term
+    back at its token, so the agents train on the per-step rewards, up to the rounding of a teacher-forced
+    pass against a cached one."""
+    import textgym.agents.ppo as ppo_module
+
+    runs = {}
+    for timing in ("step", "episode_end"):
+        trained_on: list[torch.Tensor] = []
+        if cls is PPO:  # the per-token rewards that enter GAE
+            monkeypatch.setattr(
+                ppo_module, "gae", lambda r, *a, got=trained_on: (got.append(r.clone()), gae(r, *a))[1]
+            )
+        # The policy starts from the plain tiny model and the reference is a sharpened one, so every token
+        # carries a KL term (a policy equal to its reference has none).
+        agent = cls(
+            "textgym/Copy-v0",
+            env_kwargs={"model": copy_bundle, "ref_model": sharp_bundle},
+            kl_coef=0.2,
+            ref_logprobs=timing,
+            **TINY,
+            seed=3,
+        )
+        if cls is REINFORCE:  # each episode's return
+            advantages = agent.advantages
+            monkeypatch.setattr(
+                agent, "advantages", lambda r, f=advantages, got=trained_on: (got.append(r.clone()), f(r))[1]
+            )
+        gradients: list[torch.Tensor] = []
+        step = agent.optimizer.step
+
+        def record(*args, step=step, agent=agent, gradients=gradients, **kwargs):
+            grads = [p.grad.flatten() for p in agent.policy.parameters() if p.grad is not None]
+            gradients.append(torch.cat(grads).clone())
+            return step(*args, **kwargs)
+
+        agent.optimizer.step = record
+        agent.learn(TINY["batch_size"], progress_bar=False)  # one iteration
+        runs[timing] = (trained_on[0], gradients[0])
+    (step_rewards, step_grad), (deferred_rewards, deferred_grad) = runs["step"], runs["episode_end"]
+    assert step_rewards.abs().sum() > 0
+    torch.testing.assert_close(deferred_rewards, step_rewards, atol=1e-5, rtol=0)
+    # The update's direction: Adam's first step is lr * sign(gradient), so compare the gradients.
+    assert float((deferred_grad - step_grad).norm() / step_grad.norm()) < 1e-4
 
 
 def test_adaptive_beta_moves_once_per_iteration_from_the_batch_kl():

@@ -78,6 +78,20 @@ def test_reference_sampling_is_the_zero_kl_baseline_and_reproducible(sharp_bundl
     assert c.prompts != a.prompts
 
 
+def test_the_reference_is_evaluated_without_a_second_pass_to_the_same_figures(sharp_bundle):
+    """Sampled at temperature 1, the reference is its own reference: no reference pass is run, and the
+    figures equal those of a run that makes one (the same model named as ref_model)."""
+    kwargs = {"episodes": 16, "num_envs": 8, "model": sharp_bundle, "seed": 2}
+    fast = textgym.evaluate("reference", "textgym/Copy-v0", **kwargs)
+    slow = textgym.evaluate("reference", "textgym/Copy-v0", ref_model=sharp_bundle, **kwargs)
+    assert fast.completions == slow.completions and fast.score == slow.score and fast.kl == 0.0
+    assert abs(slow.kl) < 1e-4
+    assert fast.perplexity == pytest.approx(slow.perplexity, rel=1e-5)
+    for ref_logprobs in ("step", "episode_end"):  # both delivery timings measure the same
+        other = textgym.evaluate(sharp_bundle.model, "textgym/Copy-v0", ref_logprobs=ref_logprobs, **kwargs)
+        assert other.completions == fast.completions and other.kl == pytest.approx(0.0, abs=1e-4)
+
+
 def test_evaluate_on_the_test_split_only(copy_bundle):
     result = textgym.evaluate("reference", "textgym/Copy-v0", episodes=16, num_envs=8, model=copy_bundle)
     task = CopyEnv(model=copy_bundle).task

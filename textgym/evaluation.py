@@ -97,18 +97,30 @@ def evaluate(
     env_kwargs.setdefault("kl_coef", 0.05)
     if not env_kwargs["kl_coef"] and env_kwargs.get("kl_target") is None:
         raise ValueError("evaluate needs the reference model for KL and perplexity: pass kl_coef > 0")
+    if isinstance(agent, str) and agent != "reference":
+        raise ValueError(f"agent must be a model, an object with predict, or 'reference'; got {agent!r}")
+    # The reference sampled at temperature 1 is its own reference: its KL is 0 and the log-probs it samples
+    # with are the reference's, so the env runs no reference pass at all (kl_coef=0 loads none).
+    itself = (
+        agent == "reference"
+        and temperature == 1.0
+        and not deterministic
+        and env_kwargs.get("ref_model") is None
+        and env_kwargs.get("kl_target") is None
+    )
+    # Evaluation reads whole episodes: one teacher-forced reference pass per finished episode, not a
+    # cached step with every token.
+    env_kwargs.setdefault("ref_logprobs", "episode_end")
     envs = gym.make_vec(
         env_id,
         num_envs=num_envs,
         vectorization_mode="vector_entry_point",
         split=split,
         autoreset_mode=AutoresetMode.DISABLED,
-        **env_kwargs,
+        **{**env_kwargs, "kl_coef": 0.0} if itself else env_kwargs,
     )
     if isinstance(agent, str):
-        if agent != "reference":
-            raise ValueError(f"agent must be a model, an object with predict, or 'reference'; got {agent!r}")
-        agent = envs.unwrapped.ref_model.model
+        agent = envs.unwrapped.model.model if itself else envs.unwrapped.ref_model.model
     elif not isinstance(agent, torch.nn.Module) and isinstance(getattr(agent, "lm", None), torch.nn.Module):
         agent = agent.lm
     generator = torch.Generator(device=envs.unwrapped.device).manual_seed(seed)
@@ -123,6 +135,9 @@ def evaluate(
         )
         for b in range(math.ceil(episodes / num_envs))
     ]
+    if itself:
+        for r in runs:
+            r.ref_logprobs, r.kl = r.logprobs, np.zeros_like(r.kl)
     scores = np.concatenate([r.scores for r in runs])
     lengths = np.concatenate([r.lengths for r in runs])
     ref_logprob_total = sum(float(r.ref_logprobs.sum()) for r in runs)

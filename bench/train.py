@@ -25,8 +25,12 @@ a warm-up and is not timed. The table shows median seconds per iteration and the
 (ours / TRL's time in the same round); absolute times mean little on a noisy machine, the ratios are the
 result. Target: ratio <= 1.0.
 
+``--memory`` instead runs each system alone in a fresh process for one iteration and reports its peak
+memory (``ru_maxrss`` on CPU, ``torch.cuda.max_memory_allocated`` on a GPU) and how many copies of the
+model's weights it holds (distinct embedding storages among its policy, reference and env models).
+
 Needs ``trl`` (``pip install 'textgym[bench]'``). Usage:
-``python bench/train.py [--batch 8] [--tokens 32] [--iterations 3]``
+``python bench/train.py [--batch 8] [--tokens 32] [--iterations 3] [--sweep 32,64,128,256] [--memory]``
 """
 
 from __future__ import annotations
@@ -107,12 +111,76 @@ def run_pairing(
     return yardstick, {name: t[1:] for name, t in callback.times.items()}  # drop the warm-up round
 
 
+MEMORY_SYSTEMS = ("TRL RLOO", "REINFORCE (rloo)", "PPO, 4 epochs", "PPO, 4 epochs, LoRA r=8")
+
+
+def weight_copies(*models: torch.nn.Module) -> int:
+    """Distinct copies of the weights among ``models``: their input embeddings' distinct storages (a LoRA
+    policy shares its base model's)."""
+    return len({m.get_input_embeddings().weight.data_ptr() for m in models if m is not None})
+
+
+def memory_of(system: str, args: argparse.Namespace, common: dict) -> dict[str, float]:
+    """Build ``system``, run one iteration, and report its peak memory and weight copies (this process)."""
+    import resource
+
+    if system == "TRL RLOO":
+        bundle = load_model("smollm2", device="cpu")
+        with tempfile.TemporaryDirectory() as output_dir:
+            trainer = make_rloo_trainer(
+                bundle.model.name_or_path, bundle.tokenizer, batch=args.batch, tokens=args.tokens, steps=1,
+                learning_rate=LEARNING_RATE, output_dir=output_dir, seed=SEED,
+            )  # fmt: skip
+            trainer.train()
+            copies = weight_copies(trainer.model, trainer.ref_model)
+    else:
+        if system.startswith("REINFORCE"):
+            agent = REINFORCE(ENV_ID, baseline="rloo", num_generations=NUM_GENERATIONS, **common)
+        else:
+            agent = PPO(ENV_ID, n_epochs=4, **common, **({"lora_r": 8} if "LoRA" in system else {}))
+        agent.learn(args.batch * args.tokens, progress_bar=False)  # at least one iteration
+        envs = agent.envs
+        copies = weight_copies(
+            agent.policy.base_model, envs.model.model, envs.ref_model.model if envs.ref_model else None
+        )
+    if torch.cuda.is_available():
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return {"peak_mb": peak, "weight_copies": copies}
+
+
+def run_memory(args: argparse.Namespace) -> None:
+    import json
+    import subprocess
+    import sys
+
+    print(f"{'system':<26} {'peak memory':>12} {'weight copies':>14}")
+    for system in MEMORY_SYSTEMS:
+        out = subprocess.run(
+            [sys.executable, __file__, "--memory-of", system, "--batch", str(args.batch), "--tokens",
+             str(args.tokens)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        figures = json.loads(out.stdout.strip().splitlines()[-1])
+        unit = "MiB (CUDA)" if torch.cuda.is_available() else "MiB RSS"
+        print(f"{system:<26} {figures['peak_mb']:>8.0f} {unit} {figures['weight_copies']:>6}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=8, help="completions per iteration (prompts x 2)")
     parser.add_argument("--tokens", type=int, default=32, help="max generated tokens per completion")
     parser.add_argument("--iterations", type=int, default=3, help="timed iterations (after one warm-up)")
+    parser.add_argument(
+        "--sweep", help="comma-separated completion lengths, e.g. 32,64,128,256 (overrides --tokens)"
+    )
+    parser.add_argument("--memory", action="store_true", help="peak memory and weight copies per system")
+    parser.add_argument("--memory-of", choices=MEMORY_SYSTEMS, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory:
+        run_memory(args)
+        return
     if args.batch % NUM_GENERATIONS:
         parser.error(f"--batch must be a multiple of num_generations={NUM_GENERATIONS}")
     warnings.filterwarnings("ignore")
@@ -130,6 +198,11 @@ def main() -> None:
         "seed": SEED,
         "env_kwargs": {"generation_budget": args.tokens},
     }
+    if args.memory_of:
+        import json
+
+        print(json.dumps(memory_of(args.memory_of, args, common)))
+        return
     pairings = {
         1: lambda: {
             "REINFORCE (rloo)": REINFORCE(ENV_ID, baseline="rloo", num_generations=NUM_GENERATIONS, **common),
@@ -137,24 +210,27 @@ def main() -> None:
         },
         4: lambda: {"PPO, 4 epochs": PPO(ENV_ID, n_epochs=4, **common)},
     }
-    rows: list[tuple[str, str, list[float], float]] = []
-    for num_iterations, make_agents in pairings.items():
-        yardstick, times = run_pairing(num_iterations, make_agents(), args, bundle)
-        gc.collect()  # the pairing's trainer and agents, before the next pairing loads its own
-        for name, t in times.items():
-            ratio = statistics.median(a / b for a, b in zip(t, times[yardstick], strict=True))
-            rows.append((name, yardstick, t, ratio))
-
     import trl
 
-    print(
-        f"\n{args.batch} completions ({args.batch // NUM_GENERATIONS} prompts x {NUM_GENERATIONS}), "
-        f"<= {args.tokens} tokens, {ENV_ID} prompts, SmolLM2-135M-Instruct fp32 on CPU "
-        f"({torch.get_num_threads()} threads), trl {trl.__version__}, median of {args.iterations} rounds"
-    )
-    print(f"{'system':<18} {'yardstick':<13} {'s/iteration':>12} {'vs yardstick':>13}")
-    for name, yardstick, t, ratio in rows:
-        print(f"{name:<18} {yardstick:<13} {statistics.median(t):>12.2f} {ratio:>13.2f}")
+    sweep = [args.tokens] if args.sweep is None else [int(t) for t in args.sweep.split(",")]
+    for tokens in sweep:  # the length sweep: how the cost of an iteration grows with the completions
+        args.tokens = tokens
+        common["env_kwargs"]["generation_budget"] = tokens  # the pairings' agents are built after this
+        rows: list[tuple[str, str, list[float], float]] = []
+        for num_iterations, make_agents in pairings.items():
+            yardstick, times = run_pairing(num_iterations, make_agents(), args, bundle)
+            gc.collect()  # the pairing's trainer and agents, before the next pairing loads its own
+            for name, t in times.items():
+                ratio = statistics.median(a / b for a, b in zip(t, times[yardstick], strict=True))
+                rows.append((name, yardstick, t, ratio))
+        print(
+            f"\n{args.batch} completions ({args.batch // NUM_GENERATIONS} prompts x {NUM_GENERATIONS}), "
+            f"<= {tokens} tokens, {ENV_ID} prompts, SmolLM2-135M-Instruct fp32 on CPU "
+            f"({torch.get_num_threads()} threads), trl {trl.__version__}, median of {args.iterations} rounds"
+        )
+        print(f"{'system':<18} {'yardstick':<13} {'s/iteration':>12} {'vs yardstick':>13}", flush=True)
+        for name, yardstick, t, ratio in rows:
+            print(f"{name:<18} {yardstick:<13} {statistics.median(t):>12.2f} {ratio:>13.2f}", flush=True)
 
 
 if __name__ == "__main__":

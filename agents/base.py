@@ -29,14 +29,8 @@ from textgym.agents.logger import MetricLogger
 from textgym.agents.policy import LMPolicy, observation_batch, predicted_actions
 from textgym.envs import TextEnv, TextVectorEnv
 from textgym.evaluation import Evaluation, evaluate
-from textgym.models import ModelBundle, load_model
+from textgym.models import ModelBundle, load_model, resolve_device
 from textgym.rollout import Episodes, sample_episodes
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class LMAgent:

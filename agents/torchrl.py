@@ -59,13 +59,12 @@ from torchrl.modules import ProbabilisticActor, ValueOperator
 from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 
-from textgym.agents.base import resolve_device
 from textgym.agents.checkpoint import CheckpointError, is_plain, load_checkpoint, save_checkpoint
 from textgym.agents.config import arg, build_config
 from textgym.agents.logger import MetricLogger
 from textgym.agents.policy import LMPolicy, observation_batch
 from textgym.envs import TextVectorEnv
-from textgym.models import ModelBundle, load_model
+from textgym.models import ModelBundle, load_model, resolve_device
 
 OBSERVATION = ["input_ids", "attention_mask"]
 

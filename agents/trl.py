@@ -47,12 +47,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from textgym.agents.base import resolve_device
 from textgym.agents.checkpoint import CheckpointError, is_plain
 from textgym.agents.config import arg, build_config
 from textgym.agents.logger import MetricLogger
 from textgym.agents.policy import last_real_column, observation_batch, predicted_actions
-from textgym.models import ModelBundle, load_model
+from textgym.models import ModelBundle, load_model, resolve_device
 from textgym.models.cached_lm import position_ids_from_mask
 from textgym.rewards.protocol import score_completions
 

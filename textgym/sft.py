@@ -32,7 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from textgym.jsonl import read_jsonl
-from textgym.models import ModelBundle, load_model
+from textgym.models import ModelBundle, load_model, resolve_device
 
 
 class DemonstrationError(ValueError):
@@ -101,9 +101,7 @@ def sft(
         The trained model (eval mode, frozen, like :func:`load_model`'s) and the loss of every step.
     """
     cfg = config or SFTConfig()
-    device = torch.device(
-        "cuda" if cfg.device == "auto" and torch.cuda.is_available() else cfg.device.replace("auto", "cpu")
-    )
+    device = resolve_device(cfg.device)
     if demonstrations is None:
         demonstrations = task_demonstrations(env_id, cfg.examples, cfg.seed, **env_kwargs)
     if isinstance(model, str):

@@ -2,7 +2,15 @@
 
 from textgym.models.bundle import ModelBundle
 from textgym.models.cached_lm import CachedLM
-from textgym.models.loader import DEFAULT_MODEL, clear_model_cache, load_model
+from textgym.models.loader import DEFAULT_MODEL, clear_model_cache, load_model, resolve_device
 from textgym.models.tiny import tiny_model
 
-__all__ = ["DEFAULT_MODEL", "CachedLM", "ModelBundle", "clear_model_cache", "load_model", "tiny_model"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "CachedLM",
+    "ModelBundle",
+    "clear_model_cache",
+    "load_model",
+    "resolve_device",
+    "tiny_model",
+]

@@ -50,6 +50,13 @@ class _Source:
     kind: str  # "default", "local" or "hub"
 
 
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"``: CUDA when available, else the CPU; anything else as torch reads it."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
 def load_model(
     name_or_path: str | os.PathLike[str],
     *,

@@ -42,7 +42,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from textgym.models import ModelBundle
+from textgym.models import ModelBundle, resolve_device
 from textgym.models.minilm import MINILM, minilm_folder
 from textgym.preferences.data import Comparison, Preference
 from textgym.preferences.losses import bradley_terry_loss, plackett_luce_loss, tie_loss
@@ -136,9 +136,7 @@ def train_reward_model(
     cfg = config or RewardModelConfig()
     if len(records) < 2:
         raise ValueError(f"need at least 2 preference records to train and validate, got {len(records)}")
-    device = torch.device(
-        "cuda" if cfg.device == "auto" and torch.cuda.is_available() else cfg.device.replace("auto", "cpu")
-    )
+    device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model, tokenizer = _load_backbone(backbone)
     scorer = SequenceClassifierReward(

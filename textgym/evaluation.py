@@ -62,6 +62,18 @@ def distinct_n(texts: list[str], n: int) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
+def sampled_policy(agent: Any, envs: Any) -> Any:
+    """What :func:`~textgym.rollout.sample_episodes` samples for ``agent``: ``"reference"`` is the env's
+    reference model (its own model when it runs none), an agent with an ``lm`` is that LM, anything else
+    (a causal LM, an object with ``predict``) is itself."""
+    if isinstance(agent, str):
+        env = envs.unwrapped
+        return (env.ref_model or env.model).model
+    if not isinstance(agent, torch.nn.Module) and isinstance(getattr(agent, "lm", None), torch.nn.Module):
+        return agent.lm
+    return agent
+
+
 def evaluate(
     agent: Agent | PredictPolicy | torch.nn.Module | Literal["reference"],
     env_id: str,
@@ -119,10 +131,7 @@ def evaluate(
         autoreset_mode=AutoresetMode.DISABLED,
         **{**env_kwargs, "kl_coef": 0.0} if itself else env_kwargs,
     )
-    if isinstance(agent, str):
-        agent = envs.unwrapped.model.model if itself else envs.unwrapped.ref_model.model
-    elif not isinstance(agent, torch.nn.Module) and isinstance(getattr(agent, "lm", None), torch.nn.Module):
-        agent = agent.lm
+    agent = sampled_policy(agent, envs)
     generator = torch.Generator(device=envs.unwrapped.device).manual_seed(seed)
     runs: list[Episodes] = [
         sample_episodes(

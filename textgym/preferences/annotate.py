@@ -54,6 +54,7 @@ def sample_items(
     import torch
     from gymnasium.vector import AutoresetMode
 
+    from textgym.evaluation import sampled_policy
     from textgym.rollout import sample_episodes
 
     if completions < 2:
@@ -65,10 +66,7 @@ def sample_items(
         split=split,
         autoreset_mode=AutoresetMode.DISABLED,
     )
-    if policy == "reference":
-        policy = envs.unwrapped.ref_model.model if envs.unwrapped.ref_model else envs.unwrapped.model.model
-    elif not isinstance(policy, torch.nn.Module) and isinstance(getattr(policy, "lm", None), torch.nn.Module):
-        policy = policy.lm
+    policy = sampled_policy(policy, envs)
     generator = torch.Generator(device=envs.unwrapped.device).manual_seed(seed)
     seeds = [seed + i for i in range(prompts) for _ in range(completions)]  # equal seeds, equal prompts
     episodes = sample_episodes(envs, policy, seed=seeds, generator=generator)

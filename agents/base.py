@@ -4,6 +4,12 @@ An algorithm subclasses :class:`LMAgent`, declares its config dataclass, and imp
 :meth:`LMAgent.update`, one policy update from a batch of finished episodes. The policy is one module
 (:class:`textgym.agents.policy.LMPolicy`); the rewards it trains on are the ones the env paid
 (``Episodes.rewards``); persistence is :mod:`textgym.agents.checkpoint`.
+
+Under a launcher (``torchrun --nproc-per-node N ...``) the agent trains data-parallel
+(:mod:`textgym.distributed`): ``batch_size`` stays the global batch, each rank samples its slice of the
+iteration's prompts into a vector env of ``batch_size / N`` rows, the policy is wrapped in
+``DistributedDataParallel`` (gradients averaged), and the algorithms reduce their global statistics.
+Groups of episodes per prompt (RLOO, GRPO) are kept within a rank. Only rank 0 logs and saves.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import contextlib
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -23,6 +30,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 from tqdm.auto import tqdm
 
+from textgym import distributed
 from textgym.agents.checkpoint import CheckpointError, is_plain, load_checkpoint, save_checkpoint
 from textgym.agents.config import AgentConfig, build_config
 from textgym.agents.logger import MetricLogger
@@ -50,6 +58,7 @@ class LMAgent:
 
     config_class: ClassVar[type[AgentConfig]] = AgentConfig
     value_head: ClassVar[bool] = False  # whether the policy carries a value head (actor-critic agents)
+    data_parallel: ClassVar[bool] = True  # trains under torchrun (textgym.run checks before launching it)
 
     def __init__(
         self,
@@ -59,7 +68,9 @@ class LMAgent:
         **config: Any,
     ) -> None:
         self.config = build_config(self.config_class, config)
-        self.device = resolve_device(self.config.device)
+        self.device = distributed.init(resolve_device(self.config.device))
+        self.rank, self.world_size = distributed.rank(), distributed.world_size()
+        self.local_batch_size = self._local_batch_size()
         self.envs = self._make_envs(env, dict(env_kwargs or {}))
         if model is None:
             bundle = self.envs.model
@@ -75,9 +86,16 @@ class LMAgent:
             num_actions=self.envs.vocab_size,
         )
         if self.config.gradient_checkpointing:
-            self.policy.base_model.gradient_checkpointing_enable()
+            # Non-reentrant checkpointing is the kind DistributedDataParallel's gradient hooks work with.
+            self.policy.base_model.gradient_checkpointing_enable({"use_reentrant": False})
             if self.policy.is_lora:  # frozen embeddings would cut the gradient
                 self.policy.base_model.enable_input_require_grads()
+        # The module the gradient passes run through: DDP all-reduces (averages) gradients in backward.
+        self.trained: torch.nn.Module = self.policy
+        if self.world_size > 1:
+            self.trained = torch.nn.parallel.DistributedDataParallel(
+                self.policy, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
         self.iteration = 0
         self.num_timesteps = 0  # generated tokens so far (SB3's count: one env step is one token)
         self.logger = MetricLogger(None)
@@ -87,15 +105,25 @@ class LMAgent:
         )
 
     # ------------------------------------------------------------------------------------ set-up
+    def _local_batch_size(self) -> int:
+        batch, world, group = self.config.batch_size, self.world_size, self.group_size()
+        if world > 1 and (batch % world or (batch // world) % group):  # one process: build() checks
+            raise ValueError(
+                f"batch_size={batch} must split into {world} ranks of whole groups of {group} episodes "
+                f"per prompt; use a multiple of {world * group}"
+            )
+        return batch // world
+
     def _make_envs(self, env: str | TextEnv | TextVectorEnv, env_kwargs: dict[str, Any]) -> TextVectorEnv:
         cfg = self.config
         self.env_id: str | None = None
         self.env_kwargs: dict[str, Any] = {}
         if isinstance(env, TextVectorEnv):
-            if env.metadata["autoreset_mode"] != AutoresetMode.DISABLED or env.num_envs != cfg.batch_size:
+            width = self.local_batch_size
+            if env.metadata["autoreset_mode"] != AutoresetMode.DISABLED or env.num_envs != width:
                 raise ValueError(
-                    f"a vector env for an agent needs autoreset_mode=DISABLED and num_envs=batch_size="
-                    f"{cfg.batch_size}, got {env.metadata['autoreset_mode']} and {env.num_envs}"
+                    f"a vector env for an agent needs autoreset_mode=DISABLED and num_envs={width} "
+                    f"(batch_size / ranks), got {env.metadata['autoreset_mode']} and {env.num_envs}"
                 )
             if env.spec is not None:
                 self.env_id = env.spec.id
@@ -119,7 +147,7 @@ class LMAgent:
         self.env_id, self.env_kwargs = env, env_kwargs
         envs = gym.make_vec(
             env,
-            num_envs=cfg.batch_size,
+            num_envs=self.local_batch_size,
             vectorization_mode="vector_entry_point",
             autoreset_mode=AutoresetMode.DISABLED,
             device=str(self.device),
@@ -156,17 +184,25 @@ class LMAgent:
 
     # --------------------------------------------------------------------------------- rollouts
     def episode_seeds(self, iteration: int) -> list[int]:
-        """Env seeds of an iteration: a function of the run's seed and the iteration, so resumes replay."""
+        """Env seeds of this rank's episodes in an iteration (its slice of the global batch's).
+
+        A function of the run's seed and the iteration, so resumes replay; the global batch draws the same
+        prompts whatever the number of ranks.
+        """
         base = (self.config.seed * 1_000_003 + iteration * self.config.batch_size) % 2**31
         group = self.group_size()
-        return [base + i // group for i in range(self.config.batch_size)]
+        seeds = [base + i // group for i in range(self.config.batch_size)]
+        return seeds[self.rank * self.local_batch_size : (self.rank + 1) * self.local_batch_size]
 
     def group_size(self) -> int:
         """Episodes per prompt (RLOO/GRPO sample several); 1 otherwise."""
         return 1
 
     def collect(self, iteration: int) -> Episodes:
-        generator = torch.Generator(device=self.device).manual_seed(self.config.seed * 7919 + iteration)
+        # Each rank its own stream, from the run's seed, the iteration and the rank: nothing random is
+        # carried from one iteration to the next, so a resume (on any rank) draws what it would have drawn.
+        seed = self.config.seed * 7919 + iteration + (self.rank << 32)
+        generator = torch.Generator(device=self.device).manual_seed(seed)
         self.policy.eval()
         with self.autocast():
             return sample_episodes(
@@ -180,7 +216,7 @@ class LMAgent:
     def evaluate_tokens(self, episodes: Episodes, rows: torch.Tensor | slice = slice(None)):
         """The policy's teacher-forced pass over ``rows`` of ``episodes``, with gradients."""
         with self.autocast():
-            return self.policy(
+            return self.trained(
                 episodes.prompt_ids[rows],
                 episodes.prompt_mask[rows],
                 episodes.tokens[rows],
@@ -190,8 +226,16 @@ class LMAgent:
 
     # ------------------------------------------------------------------------------------ learn
     def update(self, episodes: Episodes, iteration: int) -> dict[str, float]:
-        """One policy update from a batch of finished episodes; returns its metrics."""
+        """One policy update from a batch of finished episodes (this rank's); returns its global metrics."""
         raise NotImplementedError
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Backpropagate this rank's share of the global loss (the shares sum to it over ranks).
+
+        DDP averages gradients over ranks, so each rank scales its share by the number of ranks: the
+        average is then the gradient of the global loss, as one process with the whole batch computes it.
+        """
+        (loss * self.world_size).backward()
 
     def learn(
         self,
@@ -231,9 +275,14 @@ class LMAgent:
             def progress() -> int:
                 return self.num_timesteps
 
-        self.logger = MetricLogger(self.config.log_dir, start_iteration=self.iteration + 1)
+        main = distributed.is_main()
+        self.logger = MetricLogger(self.config.log_dir if main else None, start_iteration=self.iteration + 1)
         bar = tqdm(
-            total=total, initial=progress(), unit=unit, disable=not progress_bar, desc=type(self).__name__
+            total=total,
+            initial=progress(),
+            unit=unit,
+            disable=not (progress_bar and main),
+            desc=type(self).__name__,
         )
         try:
             while progress() < total:
@@ -242,7 +291,7 @@ class LMAgent:
                 self.train_mode()
                 metrics = self.update(episodes, self.iteration)
                 metrics.update(self.episode_metrics(episodes))
-                tokens = int(episodes.lengths.sum())
+                tokens = int(distributed.total(int(episodes.lengths.sum())))
                 metrics["perf/tokens_per_second"] = tokens / (time.perf_counter() - start)
                 metrics["objective/kl_coef"] = self.envs.kl_coef  # the beta that shaped this batch
                 self.update_kl_coef(episodes)
@@ -257,14 +306,14 @@ class LMAgent:
                     tok_s=f"{metrics['perf/tokens_per_second']:.0f}",
                 )
                 every = self.config.checkpoint_every
-                if self.config.checkpoint_dir and every and self.iteration % every == 0:
+                if self.config.checkpoint_dir and every and self.iteration % every == 0 and main:
                     self.save(Path(self.config.checkpoint_dir) / f"iteration-{self.iteration}.pt")
                 if callback is not None and callback(self, metrics) is False:
                     break
         finally:
             bar.close()
             self.logger.close()
-        if self.config.checkpoint_dir:
+        if self.config.checkpoint_dir and main:
             self.save(Path(self.config.checkpoint_dir) / "last.pt")
         return self
 
@@ -274,22 +323,25 @@ class LMAgent:
         Only when the env leaves it to its caller (``kl_update="caller"``, as the agent makes its env);
         an env that moves beta itself has done so as the episodes ended.
         """
-        known = episodes.kl[~np.isnan(episodes.kl)]
+        kl = distributed.gather(episodes.kl)  # every rank moves its controller by the global batch's KL
+        known = kl[~np.isnan(kl)]
         if self.envs.kl_update == "caller" and len(known):
             self.envs.kl_controller.update(float(known.mean()), len(known))
 
     def episode_metrics(self, episodes: Episodes) -> dict[str, float]:
-        """TRL-style rollout figures, from what the env paid."""
-        returns = episodes.returns.cpu().numpy()
+        """TRL-style rollout figures of the global batch, from what the env paid."""
+        scores, kl, lengths, returns = (
+            distributed.gather(x) for x in (episodes.scores, episodes.kl, episodes.lengths, episodes.returns)
+        )
         return {
-            "objective/scores": float(episodes.scores.mean()),
-            "objective/kl": float(np.nan_to_num(episodes.kl).mean()),
-            "objective/non_score_reward": float((returns - episodes.scores).mean()),
+            "objective/scores": float(scores.mean()),
+            "objective/kl": float(np.nan_to_num(kl).mean()),
+            "objective/non_score_reward": float((returns - scores).mean()),
             "objective/rlhf_reward": float(returns.mean()),
-            "completions/mean_length": float(episodes.lengths.mean()),
-            "completions/min_length": float(episodes.lengths.min()),
-            "completions/max_length": float(episodes.lengths.max()),
-            "completions/eos_rate": float(episodes.stopped.mean()),
+            "completions/mean_length": float(lengths.mean()),
+            "completions/min_length": float(lengths.min()),
+            "completions/max_length": float(lengths.max()),
+            "completions/eos_rate": float(distributed.gather(episodes.stopped).mean()),
         }
 
     def clip_and_step(self) -> float:
@@ -397,13 +449,27 @@ class LMAgent:
             self.num_timesteps = int(state["num_timesteps"])
         except (KeyError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"checkpoint does not fit this {type(self).__name__}: {exc!r}") from exc
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.world_size:
+            # The state is global (same weights, optimizer and beta on every rank) and the prompts depend
+            # on the global batch only, but each rank samples from its own stream.
+            warnings.warn(
+                f"resuming a run saved on {saved_world} process(es) on {self.world_size}: it continues from "
+                f"the same state and prompts, but its samples differ from an uninterrupted run's",
+                stacklevel=2,
+            )
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Subclasses restore what they added to :meth:`state_dict`."""
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write a checkpoint atomically: a crash mid-write never leaves a half-written file at ``path``."""
-        return save_checkpoint(self.state_dict(), path)
+        """Write a checkpoint atomically: a crash mid-write never leaves a half-written file at ``path``.
+
+        Data-parallel, only rank 0 writes: every rank holds the same weights, optimizer and KL controller.
+        """
+        if not distributed.is_main():
+            return Path(path)
+        return save_checkpoint({**self.state_dict(), "world_size": self.world_size}, path)
 
     @classmethod
     def load(

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from textgym import distributed
 from textgym.agents.base import LMAgent
 from textgym.agents.config import AgentConfig, arg
 from textgym.rollout import Episodes
@@ -67,13 +68,16 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
 
 
 def masked_whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    mean = (x * mask).sum() / mask.sum()
-    var = (((x - mean) * mask) ** 2).sum() / mask.sum().clamp(min=2)
+    """Whiten ``x`` by the mean and variance of the masked entries of every rank's batch."""
+    count = distributed.total(mask.sum()).to(x)
+    mean = distributed.total((x * mask).sum()).to(x) / count
+    var = distributed.total((((x - mean) * mask) ** 2).sum()).to(x) / count.clamp(min=2)
     return (x - mean) * torch.rsqrt(var + eps) * mask
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return (x * mask).sum() / mask.sum().clamp(min=1)
+    """The mean over the masked entries of every rank's minibatch: data-parallel, this rank's share."""
+    return (x * mask).sum() / distributed.total(mask.sum()).clamp(min=1).to(x)
 
 
 class PPO(LMAgent):
@@ -90,6 +94,11 @@ class PPO(LMAgent):
     value_head: ClassVar[bool] = True
 
     def build(self) -> None:
+        if not 1 <= self.config.num_minibatches <= self.local_batch_size:
+            raise ValueError(
+                f"num_minibatches={self.config.num_minibatches} must be between 1 and the episodes per "
+                f"iteration on each process, {self.local_batch_size}"
+            )
         self.last_ratios: list[float] = []
 
     def param_groups(self) -> list[dict[str, Any]]:
@@ -122,9 +131,9 @@ class PPO(LMAgent):
             if cfg.normalize_advantage:
                 advantages = masked_whiten(advantages, mask)
 
-        generator = torch.Generator().manual_seed(cfg.seed * 104_729 + iteration)
+        generator = torch.Generator().manual_seed(cfg.seed * 104_729 + iteration + (self.rank << 32))
         stats: dict[str, list[float]] = {
-            k: [] for k in ("pg", "vf", "clip", "vclip", "approxkl", "ratio", "ent")
+            k: [] for k in ("pg", "vf", "clip", "vclip", "approxkl", "ratio", "ent", "grad_norm")
         }
         self.last_ratios = []
         stopped_early = False
@@ -151,21 +160,25 @@ class PPO(LMAgent):
                     vf_error = torch.max(vf_error, (clipped_values - returns[rows]) ** 2)
                 vf_loss = 0.5 * masked_mean(vf_error, m)
                 loss = pg_loss + cfg.vf_coef * vf_loss - cfg.ent_coef * masked_mean(entropy, m)
-                loss.backward()
-                self.clip_and_step()
+                self.backward(loss)
+                stats["grad_norm"].append(self.clip_and_step())
                 with torch.no_grad():
-                    approxkl = 0.5 * masked_mean(log_ratio**2, m).item()
-                    self.last_ratios.append(masked_mean(ratio, m).item())
-                    stats["pg"].append(pg_loss.item())
-                    stats["vf"].append(vf_loss.item())
-                    stats["clip"].append(masked_mean(((ratio - 1).abs() > cfg.clip_range).float(), m).item())
                     vf_clip = cfg.clip_range_vf if cfg.clip_range_vf is not None else torch.inf
-                    stats["vclip"].append(
-                        masked_mean(((values - old_values[rows]).abs() > vf_clip).float(), m).item()
-                    )
-                    stats["approxkl"].append(approxkl)
-                    stats["ratio"].append(self.last_ratios[-1])
-                    stats["ent"].append(masked_mean(entropy, m).item())
+                    shares = {
+                        "pg": pg_loss,
+                        "vf": vf_loss,
+                        "clip": masked_mean(((ratio - 1).abs() > cfg.clip_range).float(), m),
+                        "vclip": masked_mean(((values - old_values[rows]).abs() > vf_clip).float(), m),
+                        "approxkl": 0.5 * masked_mean(log_ratio**2, m),
+                        "ratio": masked_mean(ratio, m),
+                        "ent": masked_mean(entropy, m),
+                    }
+                    # One reduction for all: every rank sees the global figures, and stops early together.
+                    figures = distributed.total(torch.stack(list(shares.values()))).tolist()
+                    for key, value in zip(shares, figures, strict=True):
+                        stats[key].append(value)
+                    approxkl = stats["approxkl"][-1]
+                    self.last_ratios.append(stats["ratio"][-1])
                 if cfg.target_kl is not None and approxkl > cfg.target_kl:
                     stopped_early = True
                     break
@@ -179,5 +192,6 @@ class PPO(LMAgent):
             "val/clipfrac": float(np.mean(stats["vclip"])),
             "val/ratio": float(np.mean(stats["ratio"])),
             "objective/entropy": float(np.mean(stats["ent"])),
+            "policy/grad_norm": float(np.mean(stats["grad_norm"])),
             "policy/early_stop": float(stopped_early),
         }

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
+from textgym import distributed
 from textgym.agents.base import LMAgent
 from textgym.agents.config import AgentConfig, arg
 from textgym.rollout import Episodes
@@ -53,19 +54,24 @@ def group_advantages(returns: torch.Tensor, group: int, scale: bool, eps: float 
 
 
 def aggregate(per_token: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
-    """Reduce a ``(N, T)`` per-token loss over the generated tokens.
+    """Reduce a ``(N, T)`` per-token loss over the generated tokens of the global batch.
 
     - ``sequence_mean``: mean over episodes of each episode's token mean (GRPO's original; favours
       short answers when advantages are negative, long ones when positive).
     - ``token_mean``: sum over all tokens divided by their count (DAPO): every token weighs the same.
     - ``token_sum``: sum divided by a constant, ``N * T`` (Dr.GRPO): no length normalisation at all.
+
+    The denominators count every rank's episodes, so data-parallel this is the rank's share of the
+    global loss (the shares sum to it); in one process it is the loss.
     """
     if how == "sequence_mean":
-        return ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1)).mean()
+        per_episode = (per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+        return per_episode.sum() / distributed.total(mask.shape[0]).to(per_token)
     if how == "token_mean":
-        return (per_token * mask).sum() / mask.sum().clamp(min=1)
+        return (per_token * mask).sum() / distributed.total(mask.sum()).clamp(min=1).to(per_token)
     if how == "token_sum":
-        return (per_token * mask).sum() / mask.numel()
+        width = distributed.largest(mask.shape[1])
+        return (per_token * mask).sum() / (distributed.total(mask.shape[0]).to(per_token) * width)
     raise ValueError(f"loss_aggregation must be sequence_mean, token_mean or token_sum, got {how!r}")
 
 
@@ -96,21 +102,22 @@ class REINFORCE(LMAgent):
         return self.config.num_generations if self.config.baseline in ("rloo", "group") else 1
 
     def advantages(self, returns: torch.Tensor) -> torch.Tensor:
-        """``(N,)`` advantages of the episode returns under the configured baseline."""
+        """``(N,)`` advantages of the returns under the configured baseline (a group is on one rank)."""
         cfg = self.config
         if cfg.baseline == "none":
             return returns
+        mean = (distributed.total(returns.sum()) / distributed.total(len(returns))).to(returns)
         if cfg.baseline == "batch_mean":
-            return returns - returns.mean()
+            return returns - mean
         if cfg.baseline == "rloo":
             return rloo_advantages(returns, cfg.num_generations)
         if cfg.baseline == "group":
             return group_advantages(returns, cfg.num_generations, cfg.scale_rewards)
         if cfg.baseline == "moving_average":
-            baseline = returns.mean().item() if self.running_baseline is None else self.running_baseline
+            baseline = mean.item() if self.running_baseline is None else self.running_baseline
             advantages = returns - baseline
             decay = cfg.moving_average_decay
-            self.running_baseline = decay * baseline + (1 - decay) * returns.mean().item()
+            self.running_baseline = decay * baseline + (1 - decay) * mean.item()
             return advantages
         raise ValueError(f"unknown baseline {cfg.baseline!r}")
 
@@ -121,12 +128,14 @@ class REINFORCE(LMAgent):
 
         logprobs, entropy, _ = self.evaluate_tokens(episodes)  # (N, T) with grad
         loss = aggregate(-advantages[:, None] * logprobs - cfg.ent_coef * entropy, mask, cfg.loss_aggregation)
-        loss.backward()
+        self.backward(loss)
         grad_norm = self.clip_and_step()
+        all_advantages = distributed.gather(advantages)
+        entropy_sum = distributed.total((entropy.detach() * mask).sum())
         return {
-            "loss/policy": loss.item(),
-            "objective/entropy": float((entropy.detach() * mask).sum() / mask.sum().clamp(min=1)),
-            "objective/advantage_std": advantages.std().item() if len(advantages) > 1 else 0.0,
+            "loss/policy": float(distributed.total(loss.item())),
+            "objective/entropy": float(entropy_sum / distributed.total(mask.sum()).clamp(min=1)),
+            "objective/advantage_std": float(all_advantages.std(ddof=1)) if len(all_advantages) > 1 else 0.0,
             "policy/grad_norm": grad_norm,
         }
 

@@ -430,7 +430,7 @@ def test_agents_take_an_env_id_a_single_env_or_a_vector_env():
     agent = REINFORCE(envs, **TINY)
     assert agent.envs is envs and envs.kl_update == "env"  # a beta it moves itself is left alone
     agent.learn(4, progress_bar=False)
-    with pytest.raises(ValueError, match="autoreset_mode=DISABLED and num_envs=batch_size=4"):
+    with pytest.raises(ValueError, match=r"autoreset_mode=DISABLED and num_envs=4 \(batch_size / ranks\)"):
         REINFORCE(make_vector_env(CopyEnv, num_envs=4), **TINY)
 
 

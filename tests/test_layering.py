@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Lowest first. A module may import from its own layer or a lower one, never from a higher one.
 LAYERS: list[tuple[str, ...]] = [
-    ("textgym.importing", "textgym.jsonl", "textgym.kl", "textgym.models"),
+    ("textgym.importing", "textgym.jsonl", "textgym.kl", "textgym.models", "textgym.distributed"),
     ("textgym.rewards",),
     ("textgym.task",),
     ("textgym.envs",),

@@ -20,6 +20,7 @@ from rich.table import Table
 from typer.core import TyperCommand
 
 import textgym
+from textgym import distributed
 from textgym.agent import AGENTS, agent_class, agent_options, check_settings
 from textgym.evaluation import Evaluation
 from textgym.registration import ENVS, task_info
@@ -208,6 +209,8 @@ def train(
     except KeyboardInterrupt:
         console.print(f"[yellow]Interrupted.[/] Continue with: textgym train --resume {folder}")
         raise typer.Exit(130) from None
+    if not distributed.is_main():  # under torchrun, rank 0 reports
+        return
     console.print(
         evaluation_table({f"{run.agent}, seed {run.seed}": evaluation}, title=f"Held-out: {run.env}")
     )

@@ -38,9 +38,11 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
+from textgym import distributed
 from textgym.agent import AGENTS, agent_class, agent_options, check_settings, make_agent
 from textgym.agents.checkpoint import is_plain
 from textgym.evaluation import Evaluation, evaluate
+from textgym.models import resolve_device
 
 LIBRARIES = (
     "textgym",
@@ -142,14 +144,119 @@ def train(
             agent with an ``lm`` that starts from the env's own model (``config.model`` None) samples
             exactly what the reference samples, so this is its step-0 point and is not recomputed.
 
+    Under a launcher (``torchrun --nproc-per-node N -m textgym train ...``) every rank trains its share of
+    each batch and rank 0 alone evaluates and writes the folder; every rank returns the evaluation.
+
     Raises:
         RunError: ``folder`` holds files and neither ``resume`` nor ``overwrite`` is given; or it holds
-            another run than ``config``.
+            another run than ``config``; or a launcher started an agent that does not train data-parallel.
         ValueError: an unknown agent or setting, naming the close matches.
     """
     folder = Path(folder)
     cls = agent_class(config.agent)
     check_settings(cls, config.settings)
+    if distributed.launched():
+        if not getattr(cls, "data_parallel", False):
+            raise RunError(
+                f"agent {config.agent!r} does not train data-parallel: run it without torchrun (textgym's "
+                f"own agents, reinforce and ppo, do)"
+            )
+        distributed.init(resolve_device(str(config.settings.get("device", "auto"))))
+    progress = progress and distributed.is_main()
+    return distributed.broadcast(_train(config, folder, cls, resume, overwrite, progress, reference))
+
+
+def _train(
+    config: RunConfig,
+    folder: Path,
+    cls: type,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    reference: Evaluation | None,
+) -> Evaluation | None:
+    """:func:`train` on this rank; ``None`` on ranks other than 0, which only train."""
+    main = distributed.is_main()
+    problem, state = None, None
+    if main:  # rank 0 checks and makes the folder; every rank hears what it found
+        try:
+            state = _prepare(config, folder, resume, overwrite)
+        except RunError as exc:
+            problem = str(exc)
+    problem, state = distributed.broadcast((problem, state))
+    if problem is not None:
+        raise RunError(problem)
+    if state is not None and state.get("done"):
+        return Evaluation.from_json(folder / "evaluation.json") if main else None
+
+    settings = dict(config.settings)
+    if _takes(cls, "log_dir"):
+        settings.setdefault("log_dir", str(folder / "logs"))
+    if state is None:
+        if main:
+            _write_config(config, cls, settings, folder)
+        _seed_everything(config.seed)
+        if config.env_kwargs:  # beyond the protocol's constructor: only when asked for
+            settings["env_kwargs"] = config.env_kwargs
+        agent = make_agent(cls, config.env, model=config.model, seed=config.seed, **settings)
+        same = (
+            reference is not None
+            and config.model is None
+            and isinstance(getattr(agent, "lm", None), torch.nn.Module)
+        )
+        curve = [_point(0, reference if same else _evaluate(agent, config), 0.0)] if main else []
+        if main:
+            _write_curve(folder, curve)
+        elapsed = 0.0
+    else:
+        agent = cls.load(folder / state["checkpoint"])
+        _restore_rngs(folder / state["rngs"])
+        curve = read_curve(folder)[: state["points"]] if main else []
+        elapsed = state["wall_time"]
+
+    targets = config.targets()
+    done = state["points"] - 1 if state is not None else 0  # chunks trained
+    bar = tqdm(
+        total=config.timesteps,
+        initial=targets[done - 1] if done else 0,
+        unit="tok",
+        disable=not progress,
+        desc=f"{config.agent} seed {config.seed}",
+    )
+    learn_kwargs = {"progress_bar": progress} if _takes(agent.learn, "progress_bar") else {}
+    evaluation = None
+    state_path = folder / "state.json"
+    try:
+        for i in range(done, len(targets)):
+            start = time.perf_counter()
+            agent.learn(total_timesteps=targets[i], **learn_kwargs)
+            elapsed += time.perf_counter() - start
+            if not main:
+                continue
+            # Evaluate before saving: an agent that samples from its own generator in predict() then
+            # saves the state a resumed run continues from.
+            evaluation = _evaluate(agent, config)
+            curve.append(_point(int(getattr(agent, "num_timesteps", targets[i])), evaluation, elapsed))
+            # Save, then record: a crash between the two redoes this chunk, never skips it.
+            state = {**_save(agent, folder, i + 1), "points": len(curve), "wall_time": elapsed}
+            _write_curve(folder, curve)
+            _write_json(state_path, state)
+            _remove_old_checkpoints(folder, state)
+            bar.update(targets[i] - bar.n)
+            bar.set_postfix(score=f"{evaluation.score:.3f}", kl=f"{evaluation.kl:.2f}")
+    finally:
+        bar.close()
+    if not main:
+        return None
+    if done == len(targets):  # stopped after its last point was recorded, before the files below
+        evaluation = _evaluate(agent, config)
+    _write_samples(folder / "samples.md", evaluation, config)
+    evaluation.to_json(folder / "evaluation.json")
+    return evaluation
+
+
+def _prepare(config: RunConfig, folder: Path, resume: bool, overwrite: bool) -> dict[str, Any] | None:
+    """Check and make ``folder`` for ``config``; the state of the run it holds (``done`` when finished)."""
     occupied = folder.is_dir() and any(folder.iterdir())
     if occupied and overwrite:
         shutil.rmtree(folder)
@@ -167,64 +274,8 @@ def train(
     state_path = folder / "state.json"
     state = json.loads(state_path.read_text()) if state_path.is_file() else None
     if state is not None and is_done(folder):
-        return Evaluation.from_json(folder / "evaluation.json")
-
-    settings = dict(config.settings)
-    if _takes(cls, "log_dir"):
-        settings.setdefault("log_dir", str(folder / "logs"))
-    if state is None:
-        _write_config(config, cls, settings, folder)
-        _seed_everything(config.seed)
-        if config.env_kwargs:  # beyond the protocol's constructor: only when asked for
-            settings["env_kwargs"] = config.env_kwargs
-        agent = make_agent(cls, config.env, model=config.model, seed=config.seed, **settings)
-        same = (
-            reference is not None
-            and config.model is None
-            and isinstance(getattr(agent, "lm", None), torch.nn.Module)
-        )
-        curve = [_point(0, reference if same else _evaluate(agent, config), 0.0)]
-        _write_curve(folder, curve)
-        elapsed = 0.0
-    else:
-        agent = cls.load(folder / state["checkpoint"])
-        _restore_rngs(folder / state["rngs"])
-        curve = read_curve(folder)[: state["points"]]
-        elapsed = state["wall_time"]
-
-    targets = config.targets()
-    done = len(curve) - 1  # chunks trained
-    bar = tqdm(
-        total=config.timesteps,
-        initial=targets[done - 1] if done else 0,
-        unit="tok",
-        disable=not progress,
-        desc=f"{config.agent} seed {config.seed}",
-    )
-    learn_kwargs = {"progress_bar": progress} if _takes(agent.learn, "progress_bar") else {}
-    try:
-        for i in range(done, len(targets)):
-            start = time.perf_counter()
-            agent.learn(total_timesteps=targets[i], **learn_kwargs)
-            elapsed += time.perf_counter() - start
-            # Evaluate before saving: an agent that samples from its own generator in predict() then
-            # saves the state a resumed run continues from.
-            evaluation = _evaluate(agent, config)
-            curve.append(_point(int(getattr(agent, "num_timesteps", targets[i])), evaluation, elapsed))
-            # Save, then record: a crash between the two redoes this chunk, never skips it.
-            state = {**_save(agent, folder, i + 1), "points": len(curve), "wall_time": elapsed}
-            _write_curve(folder, curve)
-            _write_json(state_path, state)
-            _remove_old_checkpoints(folder, state)
-            bar.update(targets[i] - bar.n)
-            bar.set_postfix(score=f"{evaluation.score:.3f}", kl=f"{evaluation.kl:.2f}")
-    finally:
-        bar.close()
-    if done == len(targets):  # stopped after its last point was recorded, before the files below
-        evaluation = _evaluate(agent, config)
-    _write_samples(folder / "samples.md", evaluation, config)
-    evaluation.to_json(folder / "evaluation.json")
-    return evaluation
+        state["done"] = True
+    return state
 
 
 def _takes(fn: Any, name: str) -> bool:

@@ -96,6 +96,12 @@ class LMAgent:
             self.trained = torch.nn.parallel.DistributedDataParallel(
                 self.policy, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
+        if self.config.bf16 and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            warnings.warn(
+                f"{torch.cuda.get_device_name(self.device)} has no bf16: training in fp32 (bf16=False "
+                f"silences this)",
+                stacklevel=2,
+            )
         self.iteration = 0
         self.num_timesteps = 0  # generated tokens so far (SB3's count: one env step is one token)
         self.logger = MetricLogger(None)
@@ -178,8 +184,11 @@ class LMAgent:
         self.policy.train()
 
     def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast for the rollout and the teacher-forced passes (the optimizer keeps fp32 weights)."""
         if self.config.bf16 and self.device.type == "cuda" and torch.cuda.is_bf16_supported():
             return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.config.bf16_cpu and self.device.type == "cpu":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     # --------------------------------------------------------------------------------- rollouts

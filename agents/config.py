@@ -42,7 +42,10 @@ class AgentConfig:
     weight_decay: float = arg(0.0, "AdamW weight decay")
     seed: int = arg(0, "seeds prompts and sampling; the same seed gives the same run on CPU")
     device: str = arg("auto", "'auto': CUDA when available, else CPU")
-    bf16: bool = arg(True, "bf16 autocast where the device supports it (CUDA); the CPU always runs fp32")
+    bf16: bool = arg(True, "bf16 autocast where the device supports it (CUDA); the CPU runs fp32")
+    bf16_cpu: bool = arg(
+        False, "bf16 autocast on the CPU too: slow without AMX; how the bf16 path is checked without a GPU"
+    )
     gradient_checkpointing: bool = arg(False, "trade compute for memory on long sequences")
     lora_r: int = arg(0, "LoRA rank; 0 trains every weight, > 0 trains adapters only (needs peft)")
     lora_alpha: int = arg(16, "LoRA scaling numerator (the update is scaled by lora_alpha / lora_r)")

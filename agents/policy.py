@@ -134,9 +134,18 @@ class LMPolicy(nn.Module):
         entropy = -(logp_all.exp() * logp_all).sum(-1)  # (R, T)
         values = None
         if hidden:
-            states = out.hidden_states[-1][:, width - 1 : width - 1 + T].float()  # (R, T, H)
-            values = self.value_head(states)[..., 0]
+            states = out.hidden_states[-1][:, width - 1 : width - 1 + T]  # (R, T, H)
+            values = self.value(states)
         return TokenEvaluation(logprobs, entropy, values)
+
+    def value(self, states: torch.Tensor) -> torch.Tensor:
+        """The value head on hidden states ``(..., H)``: ``(...)`` float32, in fp32 even under autocast.
+
+        A value is a regression target's estimate; bf16's 8 bits of mantissa would round returns near 1
+        to steps of 1/128, which the value loss would then chase.
+        """
+        with torch.autocast(states.device.type, enabled=False):
+            return self.value_head(states.float())[..., 0]
 
     def next_token(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
@@ -176,7 +185,7 @@ class LMPolicy(nn.Module):
         logits = out.logits[rows, torch.searchsorted(keep, columns)].float()
         values = None
         if self.value_head is not None:
-            values = self.value_head(out.hidden_states[-1][rows, columns].float())[..., 0]
+            values = self.value(out.hidden_states[-1][rows, columns])
         return logits, values
 
     @torch.no_grad()

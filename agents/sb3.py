@@ -240,7 +240,7 @@ class RolloutCache:
                 tokens = ids.gather(1, last[:, None])[:, 0]
                 self.lm.step(tokens, None if bool(stepped.all()) else stepped)
         self.obs, self.weights_version = (ids.clone(), mask.clone()), version
-        values = self.policy.value_head(self.lm.next_hidden.float())[..., 0]
+        values = self.policy.value(self.lm.next_hidden)
         return self.lm.next_logits.float(), values
 
 

@@ -45,6 +45,7 @@ def held_out_prompts(
         autoreset_mode=AutoresetMode.DISABLED,
         model=bundle,
         kl_coef=0.0,
+        device=str(bundle.device),
     )
     P = envs.unwrapped.prompt_budget
     batches = []
@@ -76,6 +77,8 @@ def generate(bundle: ModelBundle, batches, budget: int, seed: int, with_ref: boo
 def timed(fn) -> float:
     start = time.perf_counter()
     fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()  # CUDA runs asynchronously: count the queued work too
     return time.perf_counter() - start
 
 
@@ -88,20 +91,25 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="Copy-v0 on its tiny model")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     if args.quick:
         args.env, args.model = "textgym/Copy-v0", None
     env = gym.make(args.env).unwrapped
-    bundle = env.model if args.model is None else load_model(args.model)
+    bundle = env.model if args.model is None else load_model(args.model, device=args.device)
+    bundle.model.to(args.device)  # the tiny model is built on the CPU
+    device = str(bundle.device)
     policy = copy.deepcopy(bundle.model)  # another object: evaluate must run the reference for it
     budget = env.generation_budget
     batches = held_out_prompts(args.env, bundle, args.episodes, seed=0)
     variants = {
         "evaluate(reference)": lambda s: textgym.evaluate(
-            "reference", args.env, args.episodes, seed=s, model=bundle
+            "reference", args.env, args.episodes, seed=s, model=bundle, device=device
         ),
         "generate": lambda s: generate(bundle, batches, budget, s, with_ref=False),
-        "evaluate(policy)": lambda s: textgym.evaluate(policy, args.env, args.episodes, seed=s, model=bundle),
+        "evaluate(policy)": lambda s: textgym.evaluate(
+            policy, args.env, args.episodes, seed=s, model=bundle, device=device
+        ),
         "generate+ref": lambda s: generate(bundle, batches, budget, s, with_ref=True),
     }
     for fn in variants.values():  # warm-up
@@ -111,7 +119,7 @@ def main() -> None:
         for key, fn in variants.items():
             times[key].append(timed(lambda fn=fn, repeat=repeat: fn(repeat)))
     best = {key: min(values) for key, values in times.items()}
-    print(f"{args.env}, {args.model or 'tiny'}: {args.episodes} episodes, best of {args.repeats}, CPU")
+    print(f"{args.env}, {args.model or 'tiny'}: {args.episodes} episodes, best of {args.repeats}, {device}")
     print(f"  evaluate(reference) / generate:     {best['evaluate(reference)'] / best['generate']:.3f}x")
     print(f"  evaluate(policy) / generate+ref:    {best['evaluate(policy)'] / best['generate+ref']:.3f}x")
     print("  seconds: " + ", ".join(f"{k} {v:.3f}" for k, v in best.items()))

@@ -42,6 +42,7 @@ def make_envs(bundle: ModelBundle, batch: int, tokens: int, ref_logprobs: str):
         ref_logprobs=ref_logprobs,
         generation_budget=tokens,
         autoreset_mode=AutoresetMode.DISABLED,
+        device=str(bundle.device),
     )
 
 
@@ -58,12 +59,12 @@ def prompts_of(envs, seed: int) -> tuple[torch.Tensor, torch.Tensor, list[dict]]
 def hand_loop(bundle: ModelBundle, ids, mask, examples, tokens: int, seed: int) -> None:
     """Policy and reference stepped with their own KV caches, then the reward: no environment."""
     task = CopyTask()
-    generator = torch.Generator().manual_seed(seed)
-    eos = torch.tensor(bundle.eos_token_ids)
+    generator = torch.Generator(bundle.device).manual_seed(seed)
+    eos = torch.tensor(bundle.eos_token_ids, device=bundle.device)
     policy, ref = CachedLM(bundle.model, bundle.pad_token_id), CachedLM(bundle.model, bundle.pad_token_id)
     policy.prefill(ids, mask)
     ref.prefill(ids, mask)
-    out, kl = [], torch.zeros(ids.shape[0])
+    out, kl = [], torch.zeros(ids.shape[0], device=bundle.device)
     for _ in range(tokens):
         logits = policy.next_logits.float()
         logits[:, eos] = -torch.inf
@@ -112,11 +113,14 @@ def generate_then_ref(bundle: ModelBundle, ids, mask, examples, tokens: int, see
 def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()  # CUDA runs asynchronously: count the queued work too
     return time.perf_counter() - start
 
 
-def bench_model(name: str, batch: int, tokens: int, repeats: int) -> dict[str, float]:
-    bundle = CopyTask().build_model() if name == "tiny" else load_model(name)
+def bench_model(name: str, batch: int, tokens: int, repeats: int, device: str) -> dict[str, float]:
+    bundle = CopyTask().build_model() if name == "tiny" else load_model(name, device=device)
+    bundle.model.to(device)  # the tiny model is built on the CPU
     env_step, env_end = (
         make_envs(bundle, batch, tokens, "step"),
         make_envs(bundle, batch, tokens, "episode_end"),
@@ -146,11 +150,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
-    print(f"B={args.batch} episodes x T={args.tokens} tokens, KL shaping on, best of {args.repeats}, CPU")
+    print(
+        f"B={args.batch} episodes x T={args.tokens} tokens, KL shaping on, best of {args.repeats}, "
+        + args.device
+    )
     print(f"{'model':10} {'env/hand loop':>14} {'env/generate+ref':>17} {'deferred/generate+ref':>22}")
     for name in args.models:
-        t = bench_model(name, args.batch, args.tokens, args.repeats)
+        t = bench_model(name, args.batch, args.tokens, args.repeats, args.device)
         print(
             f"{name:10} {t['env/step'] / t['hand loop']:>13.3f}x {t['env/step'] / t['generate+ref']:>16.3f}x "
             f"{t['env/episode_end'] / t['generate+ref']:>21.3f}x"

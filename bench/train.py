@@ -30,7 +30,8 @@ memory (``ru_maxrss`` on CPU, ``torch.cuda.max_memory_allocated`` on a GPU) and 
 model's weights it holds (distinct embedding storages among its policy, reference and env models).
 
 Needs ``trl`` (``pip install 'textgym[bench]'``). Usage:
-``python bench/train.py [--batch 8] [--tokens 32] [--iterations 3] [--sweep 32,64,128,256] [--memory]``
+``python bench/train.py [--batch 8] [--tokens 32] [--iterations 3] [--sweep 32,64,128,256] [--memory]
+[--device cuda]``
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ LEARNING_RATE = 1e-6
 SEED = 0
 
 
+def synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()  # CUDA runs asynchronously: count the queued work too
+
+
 def make_interleaver(yardstick: str, agents: dict[str, LMAgent], steps_per_round: int):
     from transformers import TrainerCallback
 
@@ -66,9 +72,11 @@ def make_interleaver(yardstick: str, agents: dict[str, LMAgent], steps_per_round
             self.start, self.elapsed, self.steps = 0.0, 0.0, 0
 
         def on_step_begin(self, args, state, control, **kwargs):
+            synchronize()
             self.start = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kwargs):
+            synchronize()
             self.elapsed += time.perf_counter() - self.start
             self.steps += 1
             if self.steps % steps_per_round:
@@ -81,6 +89,7 @@ def make_interleaver(yardstick: str, agents: dict[str, LMAgent], steps_per_round
                 episodes = agent.collect(round_)
                 agent.train_mode()
                 agent.update(episodes, round_)
+                synchronize()
                 self.times[name].append(time.perf_counter() - start)
             line = "  ".join(f"{name} {t[-1]:.2f}s" for name, t in self.times.items())
             print(f"round {round_}{' (warm-up)' if round_ == 0 else ''}: {line}", flush=True)
@@ -106,6 +115,7 @@ def run_pairing(
             callbacks=[callback],
             num_iterations=num_iterations,
             seed=SEED,
+            device=args.device,
         )
         trainer.train()
     return yardstick, {name: t[1:] for name, t in callback.times.items()}  # drop the warm-up round
@@ -125,11 +135,11 @@ def memory_of(system: str, args: argparse.Namespace, common: dict) -> dict[str, 
     import resource
 
     if system == "TRL RLOO":
-        bundle = load_model("smollm2", device="cpu")
+        bundle = load_model("smollm2", device=args.device)
         with tempfile.TemporaryDirectory() as output_dir:
             trainer = make_rloo_trainer(
                 bundle.model.name_or_path, bundle.tokenizer, batch=args.batch, tokens=args.tokens, steps=1,
-                learning_rate=LEARNING_RATE, output_dir=output_dir, seed=SEED,
+                learning_rate=LEARNING_RATE, output_dir=output_dir, seed=SEED, device=args.device,
             )  # fmt: skip
             trainer.train()
             copies = weight_copies(trainer.model, trainer.ref_model)
@@ -159,7 +169,7 @@ def run_memory(args: argparse.Namespace) -> None:
     for system in MEMORY_SYSTEMS:
         out = subprocess.run(
             [sys.executable, __file__, "--memory-of", system, "--batch", str(args.batch), "--tokens",
-             str(args.tokens)],
+             str(args.tokens), "--device", args.device],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         figures = json.loads(out.stdout.strip().splitlines()[-1])
@@ -176,6 +186,7 @@ def main() -> None:
         "--sweep", help="comma-separated completion lengths, e.g. 32,64,128,256 (overrides --tokens)"
     )
     parser.add_argument("--memory", action="store_true", help="peak memory and weight copies per system")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (bf16 for every system)")
     parser.add_argument("--memory-of", choices=MEMORY_SYSTEMS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory:
@@ -187,14 +198,14 @@ def main() -> None:
     logging.getLogger("transformers").setLevel(logging.ERROR)
     torch.manual_seed(SEED)
 
-    bundle = load_model("smollm2", device="cpu")
+    bundle = load_model("smollm2", device=args.device)
     if getattr(bundle.model.config, "quantization_config", None) is not None:
         raise SystemExit("the default model is still quantized (GGUF); TRL cannot train it")
     common = {
         "batch_size": args.batch,
         "learning_rate": LEARNING_RATE,
         "kl_coef": KL_COEF,
-        "device": "cpu",
+        "device": args.device,
         "seed": SEED,
         "env_kwargs": {"generation_budget": args.tokens},
     }

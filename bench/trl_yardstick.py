@@ -38,6 +38,7 @@ def make_rloo_trainer(
     callbacks: Sequence[Any] = (),
     num_iterations: int = 1,
     seed: int = 0,
+    device: str = "cpu",
 ):
     """An ``RLOOTrainer`` taking one optimizer step per ``batch`` completions (``batch / 2`` prompts x 2).
 
@@ -58,8 +59,8 @@ def make_rloo_trainer(
     )
     args = RLOOConfig(
         output_dir=output_dir,
-        use_cpu=True,
-        bf16=False,
+        use_cpu=device == "cpu",
+        bf16=device == "cuda",  # our agents' bf16 autocast on CUDA
         fp16=False,
         gradient_checkpointing=False,
         per_device_train_batch_size=batch,

@@ -33,6 +33,8 @@ import textgym  # noqa: F401  (registers the envs)
 HERE = Path(__file__).resolve().parent
 # |log pi_bf16 - log pi_fp32| on the generated tokens: bf16 keeps 8 bits of mantissa, so each logit
 # carries a relative error near 2^-9. Allowed: TOLERANCE on the 99th percentile, MEAN_TOLERANCE on the mean.
+# Measured with the default model under CPU bf16 (4 Sentiment-v0 episodes): REINFORCE 0.118 and 0.034,
+# PPO with LoRA 0.149 and 0.031.
 TOLERANCE = 0.25
 MEAN_TOLERANCE = 0.05
 

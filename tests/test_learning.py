@@ -1,17 +1,26 @@
 """Learning on the toy suite: from a fresh tiny model, each agent lifts the score towards the known optimum.
 
-Budgets and thresholds come from measured runs (300 iterations of 16 episodes on textgym/Pattern-v0, mean
-score of the last 20 iterations; a random policy scores about 0.07). Pattern's scores come in steps: a run
-that solves it ends near 0.98, one stuck a symbol short near 0.74, two short near 0.48, and which step a
-seed lands on changes with float rounding (a 1e-6 difference in one update reshuffles them):
+Pattern-v0's scores come in steps (1.0 solved, 0.75 one symbol short, 0.5 two short). Without KL shaping
+(the toy tasks' default) both agents stall a symbol short on some seeds: the policy turns deterministic on
+a wrong symbol, every episode then scores the same, and nothing samples the right symbol again. Measured
+(300 iterations, mean training score of the last 20; a random policy scores about 0.07):
 
-- PPO (lr 3e-4), seeds 0-7: 0.74, 0.48, 0.72, 0.74, 0.64, 0.72, 0.74, 0.99 (mean 0.72). Before its first
-  pass doubled as the old log-probs (the same math, rounded differently), seeds 0-5 gave 0.98, 0.75, 0.99,
-  0.75, 0.75, 0.52 (mean 0.79). The test averages seeds 0-3, so that one unlucky step cannot sink it,
-  and asks every seed to learn.
-- REINFORCE with an RLOO baseline (lr 5e-4), seeds 0-2: 0.72, 0.75 and 0.89, still rising.
+| agent | batch | kl_coef | seeds 0-7 |
+| --- | --- | --- | --- |
+| PPO, lr 3e-4 | 16 | 0 | 0.98, 0.75, 0.99, 0.98, 1.00, 0.99, 0.74, 0.57 (collapsed at the end) |
+| PPO, lr 3e-4, ent_coef 0.01 | 16 | 0 | seeds 0, 1, 6, 7: 0.75, 0.74, 0.72, 0.99 |
+| PPO, lr 3e-4, no advantage whitening | 16 | 0 | seeds 0, 1, 6, 7: 0.99, 0.75, 0.75, 1.00 |
+| PPO, lr 3e-4 | 16 | 0.02 | 0.98, 0.99, 0.75, 0.96, 0.99, 0.98, 0.98, 0.99 |
+| PPO, lr 3e-4 | 16 | 0.05 | 0.59, 0.69, 0.80, 0.51, 0.62, 0.59, 0.75, 0.80 (still rising: too slow) |
+| PPO, lr 3e-4 | 32 | 0.02 | seeds 1, 2, 6, 7 (the stalled ones above): 0.99, 0.99, 0.99, 0.99 |
+| REINFORCE (RLOO, 4 per prompt), lr 5e-4 | 16 | 0 | seeds 0-3: 0.71, 0.72, 0.89, 0.72 |
+| REINFORCE, lr 2e-3 | 16 | 0 | seeds 0-3: 1.00, 0.75, 0.33, 0.75 |
+| REINFORCE, lr 1e-3 | 16 | 0.02 | 0.96, 0.97, 0.98, 0.98, 0.95, 0.98, 0.74, 0.98 |
+| REINFORCE, lr 1e-3 | 32 | 0.02 | 0.99, 0.99, 0.99, 0.99, 0.99, 0.96, 0.99, 0.99 |
 
-The thresholds sit under the measured means with room for machine-to-machine differences in rounding.
+The KL to the randomly initialised reference acts as an entropy floor over the 16-token vocabulary (an
+entropy bonus of 0.01 did not), and 32 episodes per iteration sample a stalled position's right symbol
+twice as often. The tests run those settings and ask every seed for 0.95 of the optimum.
 """
 
 from __future__ import annotations
@@ -23,9 +32,15 @@ import torch
 import textgym
 from textgym.agents import PPO, REINFORCE
 
-SEEDS = (0, 1)
-PPO_SEEDS = (0, 1, 2, 3)
-ITERATIONS, BATCH = 300, 16
+SEEDS = (0, 1, 2, 3)
+ITERATIONS, BATCH = 300, 32
+PATTERN_SETTINGS = {
+    "ppo": (PPO, {"learning_rate": 3e-4, "kl_coef": 0.02}),
+    "reinforce": (
+        REINFORCE,
+        {"learning_rate": 1e-3, "baseline": "rloo", "num_generations": 4, "kl_coef": 0.02},
+    ),
+}
 
 
 def final_scores(cls, seed: int, **config) -> tuple[float, float]:
@@ -45,22 +60,13 @@ def restore_threads():
     torch.set_num_threads(threads)
 
 
-def test_ppo_learns_pattern():
-    runs = [final_scores(PPO, seed, learning_rate=3e-4) for seed in PPO_SEEDS]
-    first, last = np.mean([r[0] for r in runs]), np.mean([r[1] for r in runs])
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("agent", sorted(PATTERN_SETTINGS))
+def test_agent_solves_pattern_on_every_seed(agent, seed):
+    cls, config = PATTERN_SETTINGS[agent]
+    first, last = final_scores(cls, seed, **config)
     assert first < 0.2  # it starts from a random policy
-    assert last >= 0.55, f"PPO reached {last:.3f} of the optimum 1.0 (runs: {runs})"
-    assert min(r[1] for r in runs) >= 0.4, f"a PPO seed stalled (runs: {runs})"
-
-
-def test_reinforce_rloo_learns_pattern():
-    runs = [
-        final_scores(REINFORCE, seed, learning_rate=5e-4, baseline="rloo", num_generations=4)
-        for seed in SEEDS
-    ]
-    first, last = np.mean([r[0] for r in runs]), np.mean([r[1] for r in runs])
-    assert first < 0.2
-    assert last >= 0.6, f"REINFORCE reached {last:.3f} of the optimum 1.0 (runs: {runs})"
+    assert last >= 0.95, f"{agent} seed {seed} reached {last:.3f} of the optimum 1.0"
 
 
 # The adapters, on the same task from the same fresh tiny model: 16 envs x 16 steps per rollout, 8,192

@@ -8,6 +8,7 @@ update to theirs: the loss, the gradient norm and the weights after the step.
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,20 +24,14 @@ HERE = Path(__file__).resolve().parent
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def torchrun(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", *args]
-    result = subprocess.run(
-        command, capture_output=True, text=True, cwd=cwd, env={"OMP_NUM_THREADS": "1", **_environ()}
-    )
+def torchrun(*args: str) -> subprocess.CompletedProcess:
+    # --standalone: a rendezvous on a free local port, so that nothing else on the machine collides.
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *args]
+    path = f"{HERE}:{os.environ.get('PYTHONPATH', '')}"  # the worker imports textgym and its neighbour
+    environ = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+    result = subprocess.run(command, capture_output=True, text=True, env=environ)
     assert result.returncode == 0, result.stderr[-4000:]
     return result
-
-
-def _environ() -> dict[str, str]:
-    import os
-
-    # torchrun rendezvous on a free port, so that parallel test sessions do not collide.
-    return {**os.environ, "PYTHONPATH": f"{HERE}:{os.environ.get('PYTHONPATH', '')}"}
 
 
 def concatenate(parts: list[Episodes], pad_id: int) -> Episodes:

@@ -356,8 +356,9 @@ class GenerationBatch:
         """``(R, T)`` reference log-probs of the generated tokens of finished rows, one forward pass."""
         P = self.prompt_budget
         width = int(mask[:, :P].sum(-1).max())  # columns left of this are padding in every row
-        logprobs = token_logprobs(self.ref.model, ids[:, P - width :], mask[:, P - width :])
-        return logprobs[:, width - 1 :] * mask[:, P:].float()
+        T = ids.shape[1] - P
+        logprobs = token_logprobs(self.ref.model, ids[:, P - width :], mask[:, P - width :], last=T)
+        return logprobs * mask[:, P:].float()
 
     def _finish_kl(self, rows: list[int], final: dict[str, Any], reward: torch.Tensor, beta: float) -> None:
         """Per-episode KL figures; in deferred mode also the KL part of the final reward."""

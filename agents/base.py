@@ -106,8 +106,14 @@ class LMAgent:
         self.num_timesteps = 0  # generated tokens so far (SB3's count: one env step is one token)
         self.logger = MetricLogger(None)
         self.build()
+        # The fused kernel (as Hugging Face's Trainer picks): on CPU the per-tensor loop costs a 135M
+        # model about 1 s a step, a tenth of an iteration; fused takes a third of that (the same update up
+        # to rounding).
         self.optimizer = torch.optim.AdamW(
-            self.param_groups(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay
+            self.param_groups(),
+            lr=self.config.learning_rate,
+            weight_decay=self.config.weight_decay,
+            fused=self.device.type in ("cpu", "cuda"),
         )
 
     # ------------------------------------------------------------------------------------ set-up
@@ -222,8 +228,11 @@ class LMAgent:
                 generator=generator,
             )
 
-    def evaluate_tokens(self, episodes: Episodes, rows: torch.Tensor | slice = slice(None)):
-        """The policy's teacher-forced pass over ``rows`` of ``episodes``, with gradients."""
+    def evaluate_tokens(
+        self, episodes: Episodes, rows: torch.Tensor | slice = slice(None), entropy_grad: bool = True
+    ):
+        """The policy's teacher-forced pass over ``rows`` of ``episodes``, with gradients (the entropy's
+        only with ``entropy_grad``)."""
         with self.autocast():
             return self.trained(
                 episodes.prompt_ids[rows],
@@ -231,6 +240,7 @@ class LMAgent:
                 episodes.tokens[rows],
                 episodes.completion_mask[rows],
                 self.config.temperature,
+                entropy_grad,
             )
 
     # ------------------------------------------------------------------------------------ learn

@@ -108,11 +108,13 @@ class LMPolicy(nn.Module):
         tokens: torch.Tensor,
         completion_mask: torch.Tensor,
         temperature: float = 1.0,
+        entropy_grad: bool = True,
     ) -> TokenEvaluation:
         """Teacher-forced pass over left-padded prompts ``(R, P)`` and right-padded completions ``(R, T)``.
 
         ``completion_mask`` ``(R, T)`` is 1 on generated tokens. Log-probs use ``temperature``, as the
-        sampler did, so that a ratio against the sampler's log-probs starts at 1.
+        sampler did, so that a ratio against the sampler's log-probs starts at 1. ``entropy_grad=False``
+        returns the entropy detached, for a loss without an entropy bonus.
         """
         P, T = prompt_ids.shape[1], tokens.shape[1]
         width = int(prompt_mask.sum(-1).max())  # columns left of the widest prompt are padding everywhere
@@ -131,7 +133,9 @@ class LMPolicy(nn.Module):
         logits = out.logits[:, :T].float() / temperature  # (R, T, V)
         logp_all = torch.log_softmax(logits, -1)
         logprobs = logp_all.gather(-1, tokens[..., None])[..., 0]  # (R, T)
-        entropy = -(logp_all.exp() * logp_all).sum(-1)  # (R, T)
+        # Differentiable, the entropy keeps two more (R, T, V) tensors alive until the backward pass.
+        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+            entropy = -(logp_all.exp() * logp_all).sum(-1)  # (R, T)
         values = None
         if hidden:
             states = out.hidden_states[-1][:, width - 1 : width - 1 + T]  # (R, T, H)

@@ -120,7 +120,10 @@ class PPO(LMAgent):
         # recomputation: its outputs, detached, are the old log-probs and values, and it saves a forward
         # pass per iteration (TRL does the same for num_iterations=1). With several minibatches the whole
         # batch is evaluated first, since whitening needs every advantage before the first step.
-        first_pass = self.evaluate_tokens(episodes) if cfg.num_minibatches == 1 else None
+        entropy_grad = cfg.ent_coef != 0
+        first_pass = None
+        if cfg.num_minibatches == 1:
+            first_pass = self.evaluate_tokens(episodes, entropy_grad=entropy_grad)
         with torch.no_grad():
             if first_pass is None:
                 old_logprobs, _, old_values = self.evaluate_tokens(episodes)
@@ -145,7 +148,7 @@ class PPO(LMAgent):
                     logprobs, entropy, values = (x[rows] for x in first_pass)
                     first_pass = None
                 else:
-                    logprobs, entropy, values = self.evaluate_tokens(episodes, rows)
+                    logprobs, entropy, values = self.evaluate_tokens(episodes, rows, entropy_grad)
                 log_ratio = (logprobs - old_logprobs[rows]) * m
                 ratio = torch.exp(log_ratio)
                 adv = advantages[rows]

@@ -126,7 +126,7 @@ class REINFORCE(LMAgent):
         mask = episodes.completion_mask  # (N, T)
         advantages = self.advantages(episodes.returns).detach()  # (N,) from what the env paid
 
-        logprobs, entropy, _ = self.evaluate_tokens(episodes)  # (N, T) with grad
+        logprobs, entropy, _ = self.evaluate_tokens(episodes, entropy_grad=cfg.ent_coef != 0)  # (N, T)
         loss = aggregate(-advantages[:, None] * logprobs - cfg.ent_coef * entropy, mask, cfg.loss_aggregation)
         self.backward(loss)
         grad_norm = self.clip_and_step()

@@ -21,11 +21,12 @@ One iteration of ours is ``agent.collect(i)`` then ``agent.update(episodes, i)``
 ``on_step_end`` callbacks (its generation happens inside the step), summed over ``num_iterations`` steps.
 Within a pairing the systems run interleaved in one process: after each TRL iteration a callback runs one
 iteration of each paired agent, so they all see the same machine load. The first round of each pairing is
-a warm-up and is not timed. The table shows median seconds per iteration and the median over rounds of
-(ours / TRL's time in the same round); absolute times mean little on a noisy machine, the ratios are the
-result. Target: ratio <= 1.0.
+a warm-up and is not timed. The table shows median seconds per iteration, the median over rounds of
+(ours / TRL's time in the same round), and the mean completion length (sampling stops at EOS, so at long
+budgets the systems' lengths differ by chance); absolute times mean little on a noisy machine, the ratios
+are the result. Targets: REINFORCE at most 0.75x TRL RLOO, 4-epoch PPO at most 0.80x TRL RLOO x4.
 
-``--memory`` instead runs each system alone in a fresh process for one iteration and reports its peak
+``--memory`` instead runs each system alone in a fresh process for two iterations and reports its peak
 memory (``ru_maxrss`` on CPU, ``torch.cuda.max_memory_allocated`` on a GPU) and how many copies of the
 model's weights it holds (distinct embedding storages among its policy, reference and env models).
 
@@ -39,6 +40,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import math
 import statistics
 import tempfile
 import time
@@ -51,6 +53,7 @@ import textgym  # noqa: F401  (registers the envs)
 from textgym.agents import PPO, REINFORCE
 from textgym.agents.base import LMAgent
 from textgym.models import load_model
+from textgym.models.default_model import default_model_dir
 
 LEARNING_RATE = 1e-6
 SEED = 0
@@ -69,6 +72,9 @@ def make_interleaver(yardstick: str, agents: dict[str, LMAgent], steps_per_round
 
         def __init__(self) -> None:
             self.times: dict[str, list[float]] = {yardstick: [], **{name: [] for name in agents}}
+            # Mean completion length per iteration: sampling stops at EOS, so at a long budget the
+            # systems' lengths (and so their costs) differ by chance; the table shows them.
+            self.lengths: dict[str, list[float]] = {name: [] for name in self.times}
             self.start, self.elapsed, self.steps = 0.0, 0.0, 0
 
         def on_step_begin(self, args, state, control, **kwargs):
@@ -91,6 +97,7 @@ def make_interleaver(yardstick: str, agents: dict[str, LMAgent], steps_per_round
                 agent.update(episodes, round_)
                 synchronize()
                 self.times[name].append(time.perf_counter() - start)
+                self.lengths[name].append(float(episodes.completion_mask.sum(1).float().mean()))
             line = "  ".join(f"{name} {t[-1]:.2f}s" for name, t in self.times.items())
             print(f"round {round_}{' (warm-up)' if round_ == 0 else ''}: {line}", flush=True)
 
@@ -99,8 +106,11 @@ def make_interleaver(yardstick: str, agents: dict[str, LMAgent], steps_per_round
 
 def run_pairing(
     num_iterations: int, agents: dict[str, LMAgent], args: argparse.Namespace, bundle
-) -> tuple[str, dict[str, list[float]]]:
-    """Interleave one TRL configuration with its paired agents; returns the yardstick's name and times."""
+) -> tuple[str, dict[str, list[float]], dict[str, list[float]]]:
+    """Interleave one TRL configuration with its paired agents.
+
+    Returns the yardstick's name, and per system its seconds and mean completion length per timed round.
+    """
     yardstick = "TRL RLOO" if num_iterations == 1 else f"TRL RLOO x{num_iterations}"
     callback = make_interleaver(yardstick, agents, num_iterations)
     with tempfile.TemporaryDirectory() as output_dir:
@@ -118,10 +128,24 @@ def run_pairing(
             device=args.device,
         )
         trainer.train()
-    return yardstick, {name: t[1:] for name, t in callback.times.items()}  # drop the warm-up round
+    by_round: dict[int, list[float]] = {}
+    for entry in trainer.state.log_history:  # a round is num_iterations steps on one generated batch
+        length = entry.get("completions/mean_length")
+        if length is not None and math.isfinite(length):
+            by_round.setdefault((entry["step"] - 1) // num_iterations, []).append(length)
+    callback.lengths[yardstick] = [statistics.mean(by_round[r]) for r in sorted(by_round)]
+    drop_warm_up = {name: t[1:] for name, t in callback.times.items()}
+    return yardstick, drop_warm_up, {name: x[1:] for name, x in callback.lengths.items()}
 
 
-MEMORY_SYSTEMS = ("TRL RLOO", "REINFORCE (rloo)", "PPO, 4 epochs", "PPO, 4 epochs, LoRA r=8")
+MEMORY_SYSTEMS = (
+    "TRL RLOO",
+    "REINFORCE (rloo)",
+    "TRL RLOO x4",
+    "PPO, 4 epochs",
+    "PPO, 4 epochs, LoRA r=8",
+)
+MEMORY_ITERATIONS = 2  # AdamW's moments (two copies of the trained weights) exist from the first step on
 
 
 def weight_copies(*models: torch.nn.Module) -> int:
@@ -131,14 +155,25 @@ def weight_copies(*models: torch.nn.Module) -> int:
 
 
 def memory_of(system: str, args: argparse.Namespace, common: dict) -> dict[str, float]:
-    """Build ``system``, run one iteration, and report its peak memory and weight copies (this process)."""
+    """Build ``system``, run two iterations, and report its peak memory and weight copies (this process).
+
+    Two, because a one-step run peaks before the optimizer has state: its first pass's activations are
+    freed before AdamW allocates its moments. Every later pass (a second iteration, or PPO's second
+    epoch) holds both, and that is the peak a run lives with.
+    """
     import resource
 
-    if system == "TRL RLOO":
-        bundle = load_model("smollm2", device=args.device)
+    if system.startswith("TRL"):
+        # TRL loads the policy and the reference from the folder itself: a bundle loaded here would be a
+        # third copy in this process's peak.
+        from transformers import AutoTokenizer
+
+        folder = str(default_model_dir())
+        num_iterations = 4 if system.endswith("x4") else 1
         with tempfile.TemporaryDirectory() as output_dir:
             trainer = make_rloo_trainer(
-                bundle.model.name_or_path, bundle.tokenizer, batch=args.batch, tokens=args.tokens, steps=1,
+                folder, AutoTokenizer.from_pretrained(folder), batch=args.batch, tokens=args.tokens,
+                steps=MEMORY_ITERATIONS * num_iterations, num_iterations=num_iterations,
                 learning_rate=LEARNING_RATE, output_dir=output_dir, seed=SEED, device=args.device,
             )  # fmt: skip
             trainer.train()
@@ -148,7 +183,7 @@ def memory_of(system: str, args: argparse.Namespace, common: dict) -> dict[str, 
             agent = REINFORCE(ENV_ID, baseline="rloo", num_generations=NUM_GENERATIONS, **common)
         else:
             agent = PPO(ENV_ID, n_epochs=4, **common, **({"lora_r": 8} if "LoRA" in system else {}))
-        agent.learn(args.batch * args.tokens, progress_bar=False)  # at least one iteration
+        agent.learn(total_episodes=MEMORY_ITERATIONS * args.batch, progress_bar=False)
         envs = agent.envs
         copies = weight_copies(
             agent.policy.base_model, envs.model.model, envs.ref_model.model if envs.ref_model else None
@@ -227,21 +262,28 @@ def main() -> None:
     for tokens in sweep:  # the length sweep: how the cost of an iteration grows with the completions
         args.tokens = tokens
         common["env_kwargs"]["generation_budget"] = tokens  # the pairings' agents are built after this
-        rows: list[tuple[str, str, list[float], float]] = []
+        rows: list[tuple[str, str, list[float], float, list[float]]] = []
         for num_iterations, make_agents in pairings.items():
-            yardstick, times = run_pairing(num_iterations, make_agents(), args, bundle)
+            yardstick, times, lengths = run_pairing(num_iterations, make_agents(), args, bundle)
             gc.collect()  # the pairing's trainer and agents, before the next pairing loads its own
             for name, t in times.items():
                 ratio = statistics.median(a / b for a, b in zip(t, times[yardstick], strict=True))
-                rows.append((name, yardstick, t, ratio))
+                rows.append((name, yardstick, t, ratio, lengths[name]))
         print(
             f"\n{args.batch} completions ({args.batch // NUM_GENERATIONS} prompts x {NUM_GENERATIONS}), "
             f"<= {tokens} tokens, {ENV_ID} prompts, SmolLM2-135M-Instruct fp32 on CPU "
             f"({torch.get_num_threads()} threads), trl {trl.__version__}, median of {args.iterations} rounds"
         )
-        print(f"{'system':<18} {'yardstick':<13} {'s/iteration':>12} {'vs yardstick':>13}", flush=True)
-        for name, yardstick, t, ratio in rows:
-            print(f"{name:<18} {yardstick:<13} {statistics.median(t):>12.2f} {ratio:>13.2f}", flush=True)
+        print(
+            f"{'system':<18} {'yardstick':<13} {'s/iteration':>12} {'vs yardstick':>13} {'mean tokens':>12}",
+            flush=True,
+        )
+        for name, yardstick, t, ratio, length in rows:
+            mean_length = f"{statistics.mean(length):.1f}" if length else "?"
+            print(
+                f"{name:<18} {yardstick:<13} {statistics.median(t):>12.2f} {ratio:>13.2f} {mean_length:>12}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ same either way.
 
 from __future__ import annotations
 
+import atexit
 import os
 from typing import Any
 
@@ -35,7 +36,15 @@ def init(device: torch.device) -> torch.device:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        # Torn down before the interpreter's: a gloo or NCCL group left to static destructors can abort
+        # the process at exit ("terminate called without an active exception") after a finished run.
+        atexit.register(_destroy)
     return device
+
+
+def _destroy() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def active() -> bool:

@@ -71,7 +71,9 @@ def generate(bundle: ModelBundle, batches, budget: int, seed: int, with_ref: boo
         sequences = bundle.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
         if with_ref:
             full = torch.cat([mask, (sequences[:, ids.shape[1] :] != bundle.pad_token_id).long()], 1)
-            token_logprobs(bundle.model, sequences, full, last=sequences.shape[1] - ids.shape[1])  # as TRL
+            token_logprobs(
+                bundle.model, sequences, full, last=sequences.shape[1] - ids.shape[1], share_prefixes=False
+            )  # as TRL
 
 
 def timed(fn) -> float:

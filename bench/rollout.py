@@ -100,7 +100,9 @@ def generate_then_ref(bundle: ModelBundle, ids, mask, examples, tokens: int, see
     )
     sequences = bundle.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
     full_mask = torch.cat([mask, torch.ones_like(sequences[:, ids.shape[1] :])], 1)
-    token_logprobs(bundle.model, sequences, full_mask, last=sequences.shape[1] - ids.shape[1])  # as TRL
+    token_logprobs(
+        bundle.model, sequences, full_mask, last=sequences.shape[1] - ids.shape[1], share_prefixes=False
+    )  # as TRL
     completions = bundle.tokenizer.batch_decode(sequences[:, ids.shape[1] :], skip_special_tokens=True)
     score_completions(
         task.reward,

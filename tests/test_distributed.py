@@ -84,8 +84,11 @@ def test_two_processes_update_as_one_process_with_the_whole_batch(algo, tmp_path
     ):
         assert metrics[key] == pytest.approx(reduced[key], rel=1e-4, abs=1e-6), key
     after = single.policy.trainable_state_dict()
+    # AdamW's first step is lr * g / (|g| + eps) per weight: where a gradient is near eps (1e-8), float
+    # rounding of g (the ranks' batches are computed in other shapes) shows at about 1e-3 of lr.
+    step = COMMON["learning_rate"]
     for name, value in after["lm"].items():
-        torch.testing.assert_close(ranks[0]["weights"]["lm"][name], value, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(ranks[0]["weights"]["lm"][name], value, rtol=1e-4, atol=1e-2 * step)
     # The step moved the weights, so the comparison above is not of two untouched copies.
     start = cls("textgym/Copy-v0", **COMMON, **config).policy.trainable_state_dict()["lm"]
     assert any(not torch.equal(start[n], v) for n, v in after["lm"].items())

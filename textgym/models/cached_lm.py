@@ -16,6 +16,31 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
+def shared_rows(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Rows that repeat an earlier row, as RLOO and GRPO's groups of completions per prompt do.
+
+    Returns ``(first, inverse)``: the indices of the distinct rows of ``(ids, mask)`` and, for each row, the
+    position of its copy among them (``rows == distinct[inverse]``); None when every row is distinct.
+    """
+    key = torch.cat([ids, mask.to(ids.dtype)], dim=1)
+    distinct, inverse = torch.unique(key, dim=0, return_inverse=True)
+    if len(distinct) == len(key):
+        return None
+    first = torch.full((len(distinct),), len(key), dtype=torch.long, device=ids.device)
+    first = first.scatter_reduce(0, inverse, torch.arange(len(key), device=ids.device), reduce="amin")
+    return first, inverse
+
+
+def expand_cache(cache: DynamicCache, inverse: torch.Tensor) -> bool:
+    """Repeat the cache's rows as ``inverse`` says, in place; False (untouched) for layouts other than
+    plain per-layer key/value tensors."""
+    if not all(type(layer) is DynamicLayer for layer in cache.layers):
+        return False
+    for layer in cache.layers:
+        layer.keys, layer.values = layer.keys[inverse], layer.values[inverse]
+    return True
+
+
 class CachedLM:
     """Incremental decoding state for ``B`` rows of one causal LM.
 
@@ -73,10 +98,7 @@ class CachedLM:
             raise ValueError(
                 "prefill expects left-padded prompts: every row's last column must be a real token"
             )
-        cache = DynamicCache()
-        logits, hidden = self._forward(
-            input_ids, attention_mask, position_ids_from_mask(attention_mask), cache
-        )
+        cache, logits, hidden = self._prefill_forward(input_ids, attention_mask)
         if rows is None or self.cache is None:
             self.cache, self.ids, self.mask = cache, input_ids, attention_mask
             self.next_logits, self.next_hidden = logits, hidden
@@ -94,6 +116,24 @@ class CachedLM:
             self.next_hidden = self.next_hidden.clone()
             self.next_hidden[rows] = hidden
         self._trim()
+
+    def _prefill_forward(
+        self, ids: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[DynamicCache, torch.Tensor, torch.Tensor | None]:
+        """A new cache over left-padded prompts, with each distinct prompt run once: a group of G
+        completions of one prompt (RLOO, GRPO) pays one prefill, whose cache is copied to its rows."""
+        shared = shared_rows(ids, mask)
+        if shared is not None:
+            first, inverse = shared
+            cache = DynamicCache()
+            distinct_ids, distinct_mask = ids[first], mask[first]
+            logits, hidden = self._forward(
+                distinct_ids, distinct_mask, position_ids_from_mask(distinct_mask), cache
+            )
+            if expand_cache(cache, inverse):
+                return cache, logits[inverse], None if hidden is None else hidden[inverse]
+        cache = DynamicCache()
+        return cache, *self._forward(ids, mask, position_ids_from_mask(mask), cache)
 
     def _pad_left(
         self,
@@ -175,6 +215,7 @@ def token_logprobs(
     attention_mask: torch.Tensor,
     temperature: float = 1.0,
     last: int | None = None,
+    share_prefixes: bool = True,
 ) -> torch.Tensor:
     """Teacher-forced log-probability of every token given the tokens before it.
 
@@ -186,16 +227,46 @@ def token_logprobs(
         last: only the log-probs of the last ``last`` tokens (a completion's). The LM head then runs only
             there (``logits_to_keep``): on a 49k vocabulary, at a prompt's positions it would cost a sixth
             of the pass and a ``(B, S, V)`` log-softmax for nothing.
+        share_prefixes: with ``last``, rows whose first ``S - last`` columns repeat another's (a group of
+            completions of one prompt) run those columns once and continue from a copy of its KV cache;
+            the same log-probs up to float rounding. False: one pass over every row, as TRL does.
 
     Returns:
         ``(B, S - 1)`` float32 (``(B, last)`` with ``last``): entry ``[b, s]`` is
         ``log p(input_ids[b, s + 1] | input_ids[b, : s + 1])``.
     """
+    positions = position_ids_from_mask(attention_mask)
+    prefix = input_ids.shape[1] - (last or 0)
+    shared = None
+    if share_prefixes and last:
+        shared = shared_rows(input_ids[:, :prefix], attention_mask[:, :prefix])
+    if shared is not None:
+        first, inverse = shared
+        cache = DynamicCache()
+        head = model(  # (U, 1, V): each distinct prefix once, predicting the first completion token
+            input_ids=input_ids[first, :prefix],
+            attention_mask=attention_mask[first, :prefix],
+            position_ids=positions[first, :prefix],
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits
+        if expand_cache(cache, inverse):
+            tail = model(  # (B, last, V): the completions, attending to their prefix's copied cache
+                input_ids=input_ids[:, prefix:],
+                attention_mask=attention_mask,
+                position_ids=positions[:, prefix:],
+                past_key_values=cache,
+                use_cache=True,
+            ).logits
+            logits = torch.cat([head[inverse], tail[:, :-1]], dim=1)  # (B, last, V)
+            logprobs = torch.log_softmax(logits.float() / temperature, dim=-1)
+            return logprobs.gather(-1, input_ids[:, prefix:, None]).squeeze(-1)
     keep = 0 if last is None else last + 1  # 0: every position
     logits = model(
         input_ids=input_ids,
         attention_mask=attention_mask,
-        position_ids=position_ids_from_mask(attention_mask),
+        position_ids=positions,
         logits_to_keep=keep,
     ).logits[:, :-1]
     logprobs = torch.log_softmax(logits.float() / temperature, dim=-1)

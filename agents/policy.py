@@ -19,10 +19,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 from torch import nn
-from transformers import DynamicCache
 
 from textgym.models import ModelBundle
-from textgym.models.cached_lm import expand_cache, position_ids_from_mask, shared_rows
+from textgym.models.cached_lm import position_ids_from_mask, shared_prefix_outputs
 
 
 class TokenEvaluation(NamedTuple):
@@ -123,39 +122,11 @@ class LMPolicy(nn.Module):
         attention = torch.cat([prompt_mask[:, P - width :], completion_mask.long()], dim=1)
         positions = position_ids_from_mask(attention)
         hidden = self.value_head is not None
-        shared = shared_rows(ids[:, :width], attention[:, :width])
-        cache = DynamicCache() if shared is not None else None
+        # A group of completions of one prompt (RLOO, GRPO) runs the prompt once; the backward pass sums
+        # the group's gradients through the copied cache.
+        shared = shared_prefix_outputs(self.lm, ids, attention, positions, width, hidden_states=hidden)
         if shared is not None:
-            # A group of completions of one prompt (RLOO, GRPO) runs the prompt once; its KV cache is
-            # copied to the group's rows by an indexing op, through which the backward pass sums the
-            # group's gradients into the prompt's activations: the same gradient, a group's prompt
-            # compute saved. (Cache layouts that cannot be copied take the plain pass below.)
-            first, inverse = shared
-            head = self.lm(  # (U, 1, V) at each distinct prompt's last column
-                input_ids=ids[first, :width],
-                attention_mask=attention[first, :width],
-                position_ids=positions[first, :width],
-                past_key_values=cache,
-                use_cache=True,
-                output_hidden_states=hidden,
-                logits_to_keep=1,
-            )
-            if not expand_cache(cache, inverse):
-                cache = None
-        if cache is not None:
-            tail = self.lm(  # (R, T, V) at the completions' columns
-                input_ids=tokens,
-                attention_mask=attention,
-                position_ids=positions[:, width:],
-                past_key_values=cache,
-                use_cache=True,
-                output_hidden_states=hidden,
-            )
-            logits = torch.cat([head.logits[inverse], tail.logits[:, : T - 1]], dim=1).float() / temperature
-            if hidden:
-                states = torch.cat(
-                    [head.hidden_states[-1][inverse, -1:], tail.hidden_states[-1][:, : T - 1]], dim=1
-                )  # (R, T, H)
+            logits, states = shared  # (R, T, V), (R, T, H) or None
         else:
             out = self.lm(
                 input_ids=ids,
@@ -166,9 +137,9 @@ class LMPolicy(nn.Module):
                 # vocabulary it is a fifth of the forward pass, and prompts are the longer part.
                 logits_to_keep=T + 1,
             )
-            logits = out.logits[:, :T].float() / temperature  # (R, T, V)
-            if hidden:
-                states = out.hidden_states[-1][:, width - 1 : width - 1 + T]  # (R, T, H)
+            logits = out.logits[:, :T]  # (R, T, V)
+            states = out.hidden_states[-1][:, width - 1 : width - 1 + T] if hidden else None  # (R, T, H)
+        logits = logits.float() / temperature
         logp_all = torch.log_softmax(logits, -1)
         logprobs = logp_all.gather(-1, tokens[..., None])[..., 0]  # (R, T)
         # Differentiable, the entropy keeps two more (R, T, V) tensors alive until the backward pass.

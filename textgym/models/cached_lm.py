@@ -41,6 +41,58 @@ def expand_cache(cache: DynamicCache, inverse: torch.Tensor) -> bool:
     return True
 
 
+def shared_prefix_outputs(
+    model: PreTrainedModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    positions: torch.Tensor,
+    prefix: int,
+    hidden_states: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """Teacher-forced outputs at columns ``prefix - 1 .. S - 2`` (those predicting the last ``S - prefix``
+    tokens), running each distinct prefix of ``(B, S)`` rows once.
+
+    Rows whose first ``prefix`` columns repeat another's (a group of completions of one prompt) take a copy
+    of that prefix's KV cache and run only their own columns. The copy is an indexing op, so with
+    gradients the backward pass sums the rows' gradients into the prefix's activations: the same outputs
+    and gradients as one pass over every row, up to float rounding.
+
+    Returns:
+        ``(B, S - prefix, V)`` logits and, with ``hidden_states``, the last layer's ``(B, S - prefix, H)``;
+        None when no two rows share a prefix or the cache's layout cannot be copied (then run the plain
+        pass).
+    """
+    shared = shared_rows(input_ids[:, :prefix], attention_mask[:, :prefix])
+    if shared is None:
+        return None
+    first, inverse = shared
+    cache = DynamicCache()
+    head = model(  # (U, 1, V) at each distinct prefix's last column
+        input_ids=input_ids[first, :prefix],
+        attention_mask=attention_mask[first, :prefix],
+        position_ids=positions[first, :prefix],
+        past_key_values=cache,
+        use_cache=True,
+        output_hidden_states=hidden_states,
+        logits_to_keep=1,
+    )
+    if not expand_cache(cache, inverse):
+        return None
+    tail = model(  # (B, S - prefix, V), attending to the copied cache; its last column predicts nothing
+        input_ids=input_ids[:, prefix:],
+        attention_mask=attention_mask,
+        position_ids=positions[:, prefix:],
+        past_key_values=cache,
+        use_cache=True,
+        output_hidden_states=hidden_states,
+    )
+    logits = torch.cat([head.logits[inverse], tail.logits[:, :-1]], dim=1)
+    if not hidden_states:
+        return logits, None
+    states = torch.cat([head.hidden_states[-1][inverse, -1:], tail.hidden_states[-1][:, :-1]], dim=1)
+    return logits, states
+
+
 class CachedLM:
     """Incremental decoding state for ``B`` rows of one causal LM.
 
@@ -236,31 +288,11 @@ def token_logprobs(
         ``log p(input_ids[b, s + 1] | input_ids[b, : s + 1])``.
     """
     positions = position_ids_from_mask(attention_mask)
-    prefix = input_ids.shape[1] - (last or 0)
-    shared = None
     if share_prefixes and last:
-        shared = shared_rows(input_ids[:, :prefix], attention_mask[:, :prefix])
-    if shared is not None:
-        first, inverse = shared
-        cache = DynamicCache()
-        head = model(  # (U, 1, V): each distinct prefix once, predicting the first completion token
-            input_ids=input_ids[first, :prefix],
-            attention_mask=attention_mask[first, :prefix],
-            position_ids=positions[first, :prefix],
-            past_key_values=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        ).logits
-        if expand_cache(cache, inverse):
-            tail = model(  # (B, last, V): the completions, attending to their prefix's copied cache
-                input_ids=input_ids[:, prefix:],
-                attention_mask=attention_mask,
-                position_ids=positions[:, prefix:],
-                past_key_values=cache,
-                use_cache=True,
-            ).logits
-            logits = torch.cat([head[inverse], tail[:, :-1]], dim=1)  # (B, last, V)
-            logprobs = torch.log_softmax(logits.float() / temperature, dim=-1)
+        prefix = input_ids.shape[1] - last
+        shared = shared_prefix_outputs(model, input_ids, attention_mask, positions, prefix)
+        if shared is not None:
+            logprobs = torch.log_softmax(shared[0].float() / temperature, dim=-1)  # (B, last, V)
             return logprobs.gather(-1, input_ids[:, prefix:, None]).squeeze(-1)
     keep = 0 if last is None else last + 1  # 0: every position
     logits = model(

@@ -50,8 +50,9 @@ class LMAgent:
             (with ``kl_update="caller"``, as the agent makes its own, an adaptive beta moves once per
             iteration).
         model: the model to train: a name or path, or a ``ModelBundle`` sharing the env's tokenizer.
-            Defaults to the env's model (loaded once: the env keeps the frozen copy as its reference, the
-            policy trains a copy).
+            Defaults to the env's model. Either way it is loaded once: the env keeps the frozen copy as
+            its KL reference and the policy trains a copy (a vector env passed in, or ``env_kwargs``
+            naming ``model``, keeps its own reference).
         env_kwargs: extra ``gym.make_vec`` arguments when ``env`` is an id.
         config: fields of the algorithm's config dataclass; unknown names are an error.
     """
@@ -71,7 +72,14 @@ class LMAgent:
         self.device = distributed.init(resolve_device(self.config.device))
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
         self.local_batch_size = self._local_batch_size()
-        self.envs = self._make_envs(env, dict(env_kwargs or {}))
+        env_kwargs = dict(env_kwargs or {})
+        if model is not None and not isinstance(env, TextVectorEnv) and "model" not in env_kwargs:
+            # The starting model is the env's model, so the KL reference (InstructGPT's SFT policy; TRL's
+            # ref_model default) and, as a name, saved with the env's arguments: a loaded agent (LoRA
+            # adapters included) rebuilds on it. ``env_kwargs={"ref_model": ...}`` picks another reference.
+            env_kwargs["model"] = model
+            model = None
+        self.envs = self._make_envs(env, env_kwargs)
         if model is None:
             bundle = self.envs.model
         elif isinstance(model, ModelBundle):

@@ -588,8 +588,9 @@ class SB3Agent:
 
     Args:
         env: a textgym env id.
-        model: the policy's starting LM, a name or local folder (``load_model``); None: the env's own
-            model (a tiny task's model is saved inside the agent's zip, a named one by its name).
+        model: the policy's starting LM, a name or local folder (``load_model``), and the env's model
+            (its KL reference) unless ``env_kwargs`` names one; None: the env's own model (a tiny task's
+            model is saved inside the agent's zip, a named one by its name).
         seed: seeds SB3 (weights, sampling) and the envs' prompts.
         n_envs: episodes stepped side by side.
         temperature: the policy's sampling temperature.
@@ -625,7 +626,10 @@ class SB3Agent:
                 f"mask_top_k is for MaskablePPO, which needs one: got {mask_top_k} for "
                 f"{self.algorithm.__name__}"
             )
-        self._make_envs(env, n_envs, mask_top_k, dict(env_kwargs or {}))
+        env_kwargs = dict(env_kwargs or {})
+        if model is not None:
+            env_kwargs.setdefault("model", model)  # the starting model is the KL reference, as in our agents
+        self._make_envs(env, n_envs, mask_top_k, env_kwargs)
         if model is None:
             default = self.envs.envs.task.default_model
             model = self.envs.envs.model if default == TINY else default

@@ -60,7 +60,7 @@ growth gives at most 32/16 = 2.0 (less, as the prompt's fixed cost per episode i
 that recomputes the prefix at every step grows faster than linear, above 2.0 once the completion
 outweighs the prompt.
 
-Usage: ``python bench/adapters.py [--quick] [--no-default-model] [--steps 1024] [--default-steps 64]``
+Usage: ``python bench/adapters.py [--quick] [--no-default-model] [--steps 1024] [--default-steps 192]``
 (``--help`` lists the rest). ``--quick`` runs the toy task alone, in about a minute; the default run
 took 11.5 minutes on a 2-core CPU shared with other jobs, most of it the plain SB3 path and TorchRL on
 the default model (two iterations each, warm-up included, at about 2 and 1.5 minutes apiece).
@@ -189,7 +189,7 @@ class TorchRL(Runner):
 
     def iterate(self) -> int:
         before = self.agent.num_timesteps
-        self.agent.learn(self.steps)
+        self.agent.learn(before + self.steps)  # a total since the run's start, as the Agent protocol counts
         return self.agent.num_timesteps - before
 
 
@@ -219,6 +219,8 @@ def run_rounds(
             start = time.perf_counter()
             steps = runners[name].iterate()
             elapsed = time.perf_counter() - start
+            if steps <= 0:
+                raise RuntimeError(f"{name} took no env steps in an iteration: its learn() call did nothing")
             best[name] = min(best.get(name, (elapsed, steps)), (elapsed, steps))
             line.append(f"{name} {elapsed:.2f}s/{steps}")
         if round_:
@@ -326,7 +328,10 @@ def main() -> None:
         help="timed env steps per runner, toy task (default 1024; quick 512)",
     )
     parser.add_argument(
-        "--default-steps", type=int, default=64, help="timed env steps per runner, default model"
+        "--default-steps",
+        type=int,
+        default=192,
+        help="timed env steps per runner, default model (192: three timed rounds of 64)",
     )
     parser.add_argument("--envs", type=int, default=16, help="envs (episodes per iteration), toy task")
     parser.add_argument("--epochs", type=int, default=4, help="PPO epochs, toy task")

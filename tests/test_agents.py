@@ -435,8 +435,42 @@ def test_agents_take_an_env_id_a_single_env_or_a_vector_env():
 
 
 def test_a_model_with_another_vocabulary_is_refused():
+    from gymnasium.vector import AutoresetMode
+
+    from textgym.envs import make_vector_env
     from textgym.models import tiny_model
+    from textgym.tasks import CopyEnv
 
     other = tiny_model(["one two three four five six seven eight nine ten eleven twelve thirteen"])
+    envs = make_vector_env(CopyEnv, num_envs=4, autoreset_mode=AutoresetMode.DISABLED)  # its own model
     with pytest.raises(ValueError, match=r"logits but the env's actions are Discrete\(\d+\): they must"):
-        REINFORCE("textgym/Copy-v0", model=other, **TINY)
+        REINFORCE(envs, model=other, **TINY)
+
+
+@pytest.mark.parametrize("cls", [REINFORCE, PPO])
+def test_the_starting_model_is_the_kl_reference_also_after_a_reload(cls, tmp_path):
+    """As InstructGPT's SFT policy and TRL's default ref_model: RL from a folder holds KL to that folder."""
+    from conftest import independent_ref_logprobs
+
+    from textgym.models import tiny_model
+    from textgym.tasks import CopyTask
+
+    folder = tmp_path / "start"
+    bundle = tiny_model(CopyTask().corpus(), seed=12)  # not Copy-v0's own (seed 0) nor the LoRA test's
+    bundle.model.save_pretrained(folder)
+    bundle.tokenizer.save_pretrained(folder)
+    agent = cls("textgym/Copy-v0", model=str(folder), kl_coef=0.1, **TINY)
+    episodes = agent.collect(0)
+    assert np.abs(episodes.kl).max() < 1e-4  # policy and reference are the same model before an update
+    agent.learn(4 * 3, progress_bar=False)
+
+    loaded = cls.load(agent.save(tmp_path / "agent.pt"))
+    episodes = loaded.collect(1)
+    assert np.abs(episodes.kl).max() > 1e-3  # the updates moved the policy away from it
+    for i in range(2):  # and the reloaded run's reference is still the starting folder's model
+        prompt = episodes.prompt_ids[i][episodes.prompt_mask[i] == 1].tolist()
+        completion = episodes.tokens[i, : episodes.lengths[i]].tolist()
+        expected = independent_ref_logprobs(bundle.model, prompt, completion)
+        torch.testing.assert_close(
+            episodes.ref_logprobs[i, : episodes.lengths[i]], expected, atol=1e-4, rtol=0
+        )

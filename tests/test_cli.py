@@ -98,6 +98,32 @@ def test_train_writes_a_run_that_eval_and_export_read(tmp_path):
     assert trained["bradley_terry"] > reference["bradley_terry"] and trained["elo"] > reference["elo"]
 
 
+def test_a_run_from_another_model_holds_its_kl_to_that_model(tmp_path):
+    """``--model FOLDER`` (an SFT policy, say) is the run's KL reference in training, its curve and eval."""
+    from conftest import sharpen
+
+    from textgym.models import tiny_model
+    from textgym.tasks import PatternTask
+
+    start = tmp_path / "start"
+    bundle = sharpen(tiny_model(PatternTask().corpus(), seed=13))  # far from Pattern-v0's own model
+    bundle.model.save_pretrained(start)
+    bundle.tokenizer.save_pretrained(start)
+    run = tmp_path / "run"
+    result = invoke(
+        "train", "--env", "textgym/Pattern-v0", "--agent", "reinforce", "--model", start, "--timesteps", 512,
+        "--checkpoints", 1, "--eval-episodes", 16, "--set", "learning_rate=1e-2", "--out", run,
+        "--no-progress",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    first, last = read_curve(run)
+    assert abs(first["kl"]) < 1e-4 and last["kl"] > 0.01  # zero before training: the start is the reference
+    result = invoke("eval", "--policy", run, "--episodes", 16, "--out", tmp_path / "eval.json")
+    assert Evaluation.from_json(tmp_path / "eval.json").kl == pytest.approx(last["kl"], rel=1e-4)
+    zero_shot = textgym.evaluate(bundle.model, "textgym/Pattern-v0", 16)  # against Pattern-v0's own model
+    assert zero_shot.kl > 1.0
+
+
 def test_a_runs_config_repeats_it_and_a_settings_file_is_read(tmp_path):
     first = tmp_path / "first"
     common = ["--timesteps", 32, "--checkpoints", 1, "--eval-episodes", 8, "--no-progress"]

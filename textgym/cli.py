@@ -289,7 +289,11 @@ def eval_(
     from textgym.evaluation import evaluate
 
     subject, env = resolve_policy(policy, env, agent)
-    result = evaluate(subject, env, episodes, seed=seed, temperature=temperature)
+    run = Path(policy)
+    start = read_config(run).model if (run / "config.yaml").is_file() else None
+    # A run's KL is to the model it started from, as in its own evaluations.
+    reference = {"model": start} if start is not None else {}
+    result = evaluate(subject, env, episodes, seed=seed, temperature=temperature, **reference)
     console.print(evaluation_table({policy: result}, title=f"Held-out: {env}"))
     for prompt, completion, score in list(
         zip(result.prompts, result.completions, result.scores, strict=True)

@@ -286,9 +286,11 @@ def _takes(fn: Any, name: str) -> bool:
 
 
 def _evaluate(agent: Any, config: RunConfig) -> Evaluation:
-    return evaluate(
-        agent, config.env, config.eval_episodes, seed=config.eval_seed, num_envs=8, **config.env_kwargs
-    )
+    """Held-out figures, with KL to the reference the agent trains against: the starting model."""
+    env_kwargs = config.env_kwargs
+    if config.model is not None:
+        env_kwargs = {"model": config.model, **env_kwargs}
+    return evaluate(agent, config.env, config.eval_episodes, seed=config.eval_seed, num_envs=8, **env_kwargs)
 
 
 def _point(steps: int, evaluation: Evaluation, wall_time: float) -> dict[str, float]:

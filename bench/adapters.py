@@ -62,8 +62,8 @@ outweighs the prompt.
 
 Usage: ``python bench/adapters.py [--quick] [--no-default-model] [--steps 1024] [--default-steps 192]``
 (``--help`` lists the rest). ``--quick`` runs the toy task alone, in about a minute; the default run
-took 11.5 minutes on a 2-core CPU shared with other jobs, most of it the plain SB3 path and TorchRL on
-the default model (two iterations each, warm-up included, at about 2 and 1.5 minutes apiece).
+took 14.5 minutes on a 2-core CPU shared with another job, most of it the plain SB3 path and TorchRL on
+the default model (four iterations each, warm-up included, at about 1 and 1.5 minutes apiece).
 """
 
 from __future__ import annotations

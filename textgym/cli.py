@@ -24,7 +24,7 @@ from textgym import distributed
 from textgym.agent import AGENTS, agent_class, agent_options, check_settings
 from textgym.evaluation import Evaluation
 from textgym.registration import ENVS, task_info
-from textgym.run import RunConfig, RunError, read_config
+from textgym.run import RunConfig, RunError, read_config, reference_kwargs
 
 app = typer.Typer(
     help="Language-model text generation as Gymnasium RL environments: train, evaluate and compare agents.",
@@ -290,9 +290,7 @@ def eval_(
 
     subject, env = resolve_policy(policy, env, agent)
     run = Path(policy)
-    start = read_config(run).model if (run / "config.yaml").is_file() else None
-    # A run's KL is to the model it started from, as in its own evaluations.
-    reference = {"model": start} if start is not None else {}
+    reference = reference_kwargs(read_config(run)) if (run / "config.yaml").is_file() else {}
     result = evaluate(subject, env, episodes, seed=seed, temperature=temperature, **reference)
     console.print(evaluation_table({policy: result}, title=f"Held-out: {env}"))
     for prompt, completion, score in list(

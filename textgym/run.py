@@ -285,11 +285,14 @@ def _takes(fn: Any, name: str) -> bool:
     return name in inspect.signature(fn).parameters
 
 
+def reference_kwargs(config: RunConfig) -> dict[str, Any]:
+    """The env argument that makes a run's reference its starting model, as the agent's training env has
+    it: evaluations of the run measure KL to what it trained against."""
+    return {"model": config.model} if config.model is not None else {}
+
+
 def _evaluate(agent: Any, config: RunConfig) -> Evaluation:
-    """Held-out figures, with KL to the reference the agent trains against: the starting model."""
-    env_kwargs = config.env_kwargs
-    if config.model is not None:
-        env_kwargs = {"model": config.model, **env_kwargs}
+    env_kwargs = {**reference_kwargs(config), **config.env_kwargs}
     return evaluate(agent, config.env, config.eval_episodes, seed=config.eval_seed, num_envs=8, **env_kwargs)
 
 

@@ -339,6 +339,13 @@ def test_compare_writes_the_tables_and_redoes_nothing_that_finished(tmp_path, mo
     assert reference.prompts[0] in samples and "reinforce" in samples
     with pytest.raises(textgym.run.RunError, match="other settings"):
         compare(Comparison(run, {"ppo": {}}, 1), tmp_path)
+    with pytest.raises(textgym.run.RunError, match="other settings"):  # fewer seeds: a subset
+        compare(Comparison(run, comparison.agents, 1), tmp_path)
+
+    trained.clear()  # a third seed extends the comparison: only it trains
+    text = compare(Comparison(run, comparison.agents, 3), tmp_path, jobs=0, progress=False)
+    assert trained == ["reinforce-seed2", "user_agents_PositionAgent-seed2"]
+    assert first.stat().st_mtime_ns == stamp and "| reinforce | 3 |" in text
 
 
 def test_compare_runs_pinned_processes_in_parallel(tmp_path):

@@ -113,8 +113,9 @@ def compare(
         ``results.md``'s text.
 
     Raises:
-        RunError: ``out`` holds a comparison of other settings (without ``overwrite``), or runs failed
-            (after the others finished; their ``train.log`` says why).
+        RunError: ``out`` holds a comparison of other settings or more seeds (without ``overwrite``), or
+            runs failed (after the others finished; their ``train.log`` says why). A comparison of the
+            same settings with fewer seeds is extended: only the new seeds train.
     """
     out = Path(out)
     if overwrite:
@@ -123,7 +124,9 @@ def compare(
     out.mkdir(parents=True, exist_ok=True)
     request = out / "comparison.yaml"
     wanted = {"run": asdict(comparison.run), "agents": comparison.agents, "seeds": comparison.seeds}
-    if request.is_file() and not overwrite and yaml.safe_load(request.read_text()) != wanted:
+    held = yaml.safe_load(request.read_text()) if request.is_file() and not overwrite else wanted
+    # More seeds of the same settings extend it: the finished seeds are runs of the new comparison too.
+    if {**held, "seeds": 0} != {**wanted, "seeds": 0} or held["seeds"] > wanted["seeds"]:
         raise RunError(
             f"{str(out)!r} holds a comparison of other settings ({request}): pass --overwrite to replace it, "
             f"or another --out"

@@ -12,8 +12,8 @@
 
 Plotting gold and proxy against ``sqrt(KL)`` reproduces, at small scale, Gao, Schulman and Hilton's (2022)
 picture: the proxy keeps rising while the gold score peaks and falls, later for a larger KL coefficient.
-Writes ``prefs.jsonl``, ``reward-model/``, ``overoptimisation.csv`` and ``overoptimisation.png`` into
-``--out``.
+Writes ``prefs.jsonl``, ``reward-model/``, ``overoptimisation.csv``, ``overoptimisation.png`` and
+``samples.md`` (the first held-out completions at each point, with their gold scores) into ``--out``.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
 
     # 4-5. PPO against the learned reward, measured by gold and proxy on held-out prompts.
     rows = []
+    samples = [f"# Held-out samples: {args.env}, PPO against the learned reward\n"]
     for beta in (float(b) for b in args.kl_coefs.split(",")):
         agent = PPO(
             args.env,
@@ -106,6 +107,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
                     "proxy": proxy.score,
                 }
             )
+            samples.append(f"\n## beta {beta:g}, {agent.num_timesteps} tokens, KL {gold.kl:.2f}\n\n")
+            samples += [
+                f"- {score:.2f}: {prompt!r} -> {completion!r}\n"
+                for prompt, completion, score in zip(
+                    gold.prompts[:4], gold.completions[:4], gold.scores[:4], strict=True
+                )
+            ]
             print(
                 f"beta {beta:g}, {agent.num_timesteps:>6} tokens: KL {gold.kl:6.2f}  "
                 f"gold {gold.score:.3f}  proxy {proxy.score:.3f}",
@@ -116,6 +124,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    (args.out / "samples.md").write_text("".join(samples), encoding="utf-8")
     plot(rows, args.out / "overoptimisation.png", args.env)
     return rows
 

@@ -126,5 +126,8 @@ def test_the_rlhf_loop_trains_a_reward_model_and_optimises_it(tmp_path):
         "reward-model/reward_model.json",
         "overoptimisation.csv",
         "overoptimisation.png",
+        "samples.md",
     ):
         assert (tmp_path / name).is_file()
+    samples = (tmp_path / "samples.md").read_text()
+    assert samples.count("## beta 0.5, ") == 2 and samples.count("'Copy: ") == 8  # 4 per point

@@ -1,6 +1,6 @@
 """The RLHF loop end to end with a simulated annotator, and the reward over-optimisation it leads to.
 
-    python examples/rlhf_loop.py --env textgym/Sentiment-v0 --out runs/rlhf
+    python examples/rlhf_loop.py --out runs/rlhf  # textgym/Keywords-v0, about 85 minutes on a 2-core CPU
 
 1. Sample two completions for each of ``--pairs`` train prompts from the zero-shot model.
 2. The simulated annotator judges each pair by the task's own reward (the "gold", hidden from training)
@@ -11,7 +11,8 @@
    score and the learned (proxy) score.
 
 Plotting gold and proxy against ``sqrt(KL)`` reproduces, at small scale, Gao, Schulman and Hilton's (2022)
-picture: the proxy keeps rising while the gold score peaks and falls, later for a larger KL coefficient.
+picture: the proxy keeps rising while the gold score peaks and falls; a larger KL coefficient holds the
+policy at a smaller KL. The README shows a run of the defaults and what it did.
 Writes ``prefs.jsonl``, ``reward-model/``, ``overoptimisation.csv``, ``overoptimisation.png`` and
 ``samples.md`` (the first held-out completions at each point, with their gold scores) into ``--out``.
 """
@@ -37,21 +38,21 @@ from textgym.preferences.annotate import Session, sample_items, simulate
 
 def main(argv: list[str] | None = None) -> list[dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--env", default="textgym/Sentiment-v0")
+    parser.add_argument("--env", default="textgym/Keywords-v0")
     parser.add_argument("--out", type=Path, default=Path("runs/rlhf"))
-    parser.add_argument("--pairs", type=int, default=1000, help="judged pairs of completions")
+    parser.add_argument("--pairs", type=int, default=300, help="judged pairs of completions")
     parser.add_argument("--noise", type=float, default=0.1, help="the annotator's Bradley-Terry temperature")
     parser.add_argument(
         "--backbone", default="minilm", help="'minilm', a model folder, or 'policy' (the env's)"
     )
     parser.add_argument("--rm-lr", type=float, default=5e-5, help="the reward model's step size")
     parser.add_argument("--rm-epochs", type=int, default=3)
-    parser.add_argument("--kl-coefs", default="0.01,0.05,0.2", help="comma-separated betas, one PPO run each")
+    parser.add_argument("--kl-coefs", default="0.01,0.1", help="comma-separated betas, one PPO run each")
     parser.add_argument(
-        "--timesteps", type=int, default=20480, help="PPO's budget per beta (generated tokens)"
+        "--timesteps", type=int, default=8192, help="PPO's budget per beta (generated tokens)"
     )
-    parser.add_argument("--points", type=int, default=8, help="measurements along each PPO run")
-    parser.add_argument("--lr", type=float, default=1e-5, help="PPO's step size")
+    parser.add_argument("--points", type=int, default=4, help="measurements along each PPO run")
+    parser.add_argument("--lr", type=float, default=2e-5, help="PPO's step size")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--eval-episodes", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)

@@ -128,8 +128,9 @@ def compare(
     # More seeds of the same settings extend it: the finished seeds are runs of the new comparison too.
     if {**held, "seeds": 0} != {**wanted, "seeds": 0} or held["seeds"] > wanted["seeds"]:
         raise RunError(
-            f"{str(out)!r} holds a comparison of other settings ({request}): pass --overwrite to replace it, "
-            f"or another --out"
+            f"{str(out)!r} holds a comparison of other settings ({request}, {held['seeds']} seeds; the same "
+            f"settings with at least as many seeds extend it): pass --overwrite to replace it, or another "
+            f"--out"
         )
     request.write_text(yaml.safe_dump(wanted, sort_keys=False))
     runs = comparison.runs()

@@ -6,7 +6,7 @@ from textgym.agents.sb3 import (
     LM_DEFAULTS, LMActorCriticPolicy, LMRolloutBuffer, TextgymCallback, TextgymVecEnv
 )
 
-env = TextgymVecEnv("textgym/Copy-v0", num_envs=8)
+env = TextgymVecEnv("textgym/Copy-v1", num_envs=8)
 model = PPO(
     LMActorCriticPolicy,
     env,
@@ -27,7 +27,7 @@ Four pieces, each within SB3's public hooks:
   tokens costs ``T`` single-token steps rather than ``T`` passes over the whole prefix.
 - :class:`TextgymVecEnv` is SB3's ``VecEnv`` over textgym's native vector env: one batched reference
   forward per step, and DummyVecEnv's same-step reset (``terminal_observation`` in the info). SB3 has
-  no bridge for Gymnasium vector envs of its own. ``make_vec_env("textgym:textgym/Copy-v0")`` also
+  no bridge for Gymnasium vector envs of its own. ``make_vec_env("textgym:textgym/Copy-v1")`` also
   works, with ``n`` batch-1 envs.
 - :class:`LMRolloutBuffer` makes the KL shaping exact and the training cost linear. SB3 gives the env
   only the action, so the env pays ``beta * log pi_ref(a_t|s_t)`` per token; the buffer adds the

@@ -4,7 +4,7 @@
 import textgym
 from textgym.agents.torchrl import TorchRLPPO, make_env
 
-env = make_env("textgym/Copy-v0", num_envs=16)  # a batched TorchRL env; check_env_specs(env) passes
+env = make_env("textgym/Copy-v1", num_envs=16)  # a batched TorchRL env; check_env_specs(env) passes
 agent = TorchRLPPO("textgym/Pattern-v0", seed=0, learning_rate=1e-3)  # the task's tiny model, fresh
 agent.learn(total_timesteps=6144)  # Collector -> GAE -> ClipPPOLoss over replay-buffer minibatches
 textgym.evaluate(agent, "textgym/Pattern-v0")  # samples agent.lm with a KV cache

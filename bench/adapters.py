@@ -48,7 +48,7 @@ machine; the ratios are the result).
 
 Two settings, each in one set of interleaved rounds, each giving two tables:
 
-- *Toy task* (``textgym/Copy-v0``, its tiny model; 16 envs, 4 epochs, 4 minibatches by default).
+- *Toy task* (``textgym/Copy-v1``, its tiny model; 16 envs, 4 epochs, 4 minibatches by default).
 - *Default model* (``textgym/Sentiment-v0``, SmolLM2-135M-Instruct; 4 envs, 1 epoch, 2 minibatches by
   default: the plain SB3 path and TorchRL redo the whole prefix at every step, so one of their iterations
   takes minutes on a 2-core CPU). Target: the SB3 adapter within 2x of our PPO.
@@ -96,7 +96,7 @@ from textgym.agents.torchrl import TorchRLPPO
 from textgym.models import ModelBundle, load_model
 from textgym.tasks import CopyTask
 
-TOY_ENV, DEFAULT_ENV = "textgym/Copy-v0", "textgym/Sentiment-v0"
+TOY_ENV, DEFAULT_ENV = "textgym/Copy-v1", "textgym/Sentiment-v0"
 LEARNING_RATE = 1e-5
 SEED = 0
 OURS = "our PPO"

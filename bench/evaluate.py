@@ -12,7 +12,7 @@ Two evaluations of ``--episodes`` held-out episodes, ``num_envs=8`` at a time:
 rows at EOS as the env does. Issue 12's target: both ratios at most 1.15.
 
 Usage: ``python bench/evaluate.py [--env textgym/Sentiment-v0] [--model smollm2] [--episodes 16]
-[--repeats 5]``; ``--quick`` runs Copy-v0 on its tiny model.
+[--repeats 5]``; ``--quick`` runs Copy-v1 on its tiny model.
 """
 
 from __future__ import annotations
@@ -92,11 +92,11 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--episodes", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="Copy-v0 on its tiny model")
+    parser.add_argument("--quick", action="store_true", help="Copy-v1 on its tiny model")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     if args.quick:
-        args.env, args.model = "textgym/Copy-v0", None
+        args.env, args.model = "textgym/Copy-v1", None
     env = gym.make(args.env).unwrapped
     bundle = env.model if args.model is None else load_model(args.model, device=args.device)
     bundle.model.to(args.device)  # the tiny model is built on the CPU

@@ -34,7 +34,7 @@ from textgym.tasks import CopyTask
 
 def make_envs(bundle: ModelBundle, batch: int, tokens: int, ref_logprobs: str):
     return gym.make_vec(
-        "textgym/Copy-v0",
+        "textgym/Copy-v1",
         num_envs=batch,
         vectorization_mode="vector_entry_point",
         model=bundle,

@@ -12,7 +12,7 @@ import torch
 import textgym  # noqa: F401  (registers the envs)
 
 
-def run(env_id: str = "textgym/Copy-v0", seed: int = 0, temperature: float = 0.7) -> list[dict]:
+def run(env_id: str = "textgym/Copy-v1", seed: int = 0, temperature: float = 0.7) -> list[dict]:
     env = gym.make(env_id, kl_coef=0.1)
     model = env.unwrapped.model.model  # the env's own LM; any causal LM sharing its tokenizer will do
     obs, info = env.reset(seed=seed)

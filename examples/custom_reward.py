@@ -22,24 +22,25 @@ from transformers import LlamaConfig, LlamaForSequenceClassification
 import textgym  # noqa: F401  (registers the envs)
 from textgym.rewards import SequenceClassifierReward
 
-ENV_ID = "textgym/Copy-v0"
+ENV_ID = "textgym/Copy-v1"
 
 
 def same_symbols(prompts: list[str], completions: list[str], **kwargs) -> list[float]:
-    """Copy-v0 with order-free partial credit: the share of the prompt's symbols the completion holds.
+    """Copy-v1 with order-free partial credit: the share of the prompt's symbols the completion holds.
 
     The task's own reward pays a symbol only in its place; this one pays the right symbols in any order,
     and an extra word costs as much as a missing one. ``kwargs`` holds the task's columns (``target``).
     """
     scores = []
     for prompt, completion in zip(prompts, completions, strict=True):
-        wanted, got = Counter(prompt.removeprefix("Copy:").split()), Counter(completion.split())
+        symbols = prompt.removeprefix("Copy:").removesuffix("=").split()
+        wanted, got = Counter(symbols), Counter(completion.split())
         scores.append((wanted & got).total() / max(wanted.total(), got.total()))
     return scores
 
 
 def build_tiny_classifier(folder: str | Path) -> Path:
-    """Save an untrained two-class classifier over Copy-v0's words to ``folder``, so the example runs offline.
+    """Save an untrained two-class classifier over Copy-v1's words to ``folder``, so the example runs offline.
 
     Its weights are random, so its scores are noise near 0.5: it shows the plumbing, not a judgement. A
     real user points ``--classifier`` at their own trained model's folder (``save_pretrained`` output).

@@ -25,7 +25,7 @@ COMMON = {"batch_size": 8, "learning_rate": 1e-3, "kl_coef": 0.1, "seed": 3, "de
 def main(algo: str, out: str) -> None:
     torch.set_num_threads(1)
     cls, config = SETTINGS[algo]
-    agent = cls("textgym/Copy-v0", **COMMON, **config)
+    agent = cls("textgym/Copy-v1", **COMMON, **config)
     episodes = agent.collect(0)
     agent.train_mode()
     metrics = agent.update(episodes, 0)

@@ -48,16 +48,16 @@ def test_textgym_agents_are_made_and_evaluated_through_the_same_door(name, tmp_p
     """make_agent builds ours as a user's; evaluate samples the agent's LM (known KL); save/load."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where SB3's default logger makes folders
     config = {"batch_size": 4} if name == "reinforce" else {"n_envs": 2, "n_steps": 4, "batch_size": 8}
-    agent = make_agent(name, "textgym/Copy-v0", seed=1, **config)
+    agent = make_agent(name, "textgym/Copy-v1", seed=1, **config)
     assert isinstance(agent, Agent)
-    result = textgym.evaluate(agent, "textgym/Copy-v0", episodes=4, num_envs=4)
+    result = textgym.evaluate(agent, "textgym/Copy-v1", episodes=4, num_envs=4)
     assert np.isfinite(result.kl)  # sampled from agent.lm, so the KL is known
     agent.learn(total_timesteps=16)
     assert not list(tmp_path.glob("SB3-*"))  # no litter in the temp folder from a run without log_dir
     path = tmp_path / "agent"
     agent.save(path)
     loaded = agent_class(name).load(path)
-    obs, _ = gym.make("textgym/Copy-v0").reset(seed=0)
+    obs, _ = gym.make("textgym/Copy-v1").reset(seed=0)
     batch = {k: v[None] for k, v in obs.items()}
     expected = agent.predict(batch, deterministic=True)[0]
     np.testing.assert_array_equal(loaded.predict(batch, deterministic=True)[0], expected)

@@ -64,7 +64,7 @@ def test_loss_aggregations():
 
 @pytest.mark.parametrize("num_minibatches", [1, 2])  # 1: the old log-probs come from the first pass itself
 def test_ppo_ratio_is_exactly_one_on_the_first_minibatch(num_minibatches):
-    agent = PPO("textgym/Copy-v0", **TINY, n_epochs=2, num_minibatches=num_minibatches)
+    agent = PPO("textgym/Copy-v1", **TINY, n_epochs=2, num_minibatches=num_minibatches)
     episodes = agent.collect(0)
     agent.train_mode()
     agent.update(episodes, 0)
@@ -74,7 +74,7 @@ def test_ppo_ratio_is_exactly_one_on_the_first_minibatch(num_minibatches):
 
 
 def test_ppo_value_head_has_its_own_learning_rate():
-    agent = PPO("textgym/Copy-v0", **TINY, value_learning_rate=5e-2, n_epochs=1)
+    agent = PPO("textgym/Copy-v1", **TINY, value_learning_rate=5e-2, n_epochs=1)
     policy, value = agent.optimizer.param_groups
     assert policy["lr"] == TINY["learning_rate"] and value["lr"] == 5e-2
     assert {id(p) for p in value["params"]} == {id(p) for p in agent.policy.value_head.parameters()}
@@ -82,7 +82,7 @@ def test_ppo_value_head_has_its_own_learning_rate():
     bias = agent.policy.value_head.bias.item()
     agent.learn(4, progress_bar=False)  # one step: Adam's first moves each weight by its group's lr
     assert abs(agent.policy.value_head.bias.item() - bias) == pytest.approx(5e-2, rel=1e-3)
-    default = PPO("textgym/Copy-v0", **TINY)
+    default = PPO("textgym/Copy-v1", **TINY)
     assert [g["lr"] for g in default.optimizer.param_groups] == [TINY["learning_rate"]] * 2
 
 
@@ -90,7 +90,7 @@ def test_ppo_value_head_has_its_own_learning_rate():
 def test_teacher_forced_logprobs_equal_the_samplers(temperature):
     # The update's pass over prompt + completion must score exactly the tokens the KV-cached sampler drew,
     # at the same positions and temperature, for prompts of different lengths (left padding).
-    agent = PPO("textgym/Copy-v0", **{**TINY, "batch_size": 8}, temperature=temperature)
+    agent = PPO("textgym/Copy-v1", **{**TINY, "batch_size": 8}, temperature=temperature)
     episodes = agent.collect(0)
     assert len(set(episodes.prompt_mask.sum(-1).tolist())) > 1  # prompts of several lengths
     with torch.no_grad():
@@ -101,7 +101,7 @@ def test_teacher_forced_logprobs_equal_the_samplers(temperature):
 
 
 def test_reinforce_returns_use_the_exact_kl_shaping():
-    agent = REINFORCE("textgym/Copy-v0", **TINY, kl_coef=0.1, baseline="none")
+    agent = REINFORCE("textgym/Copy-v1", **TINY, kl_coef=0.1, baseline="none")
     episodes = agent.collect(0)
     mask = episodes.completion_mask
     kl = ((episodes.logprobs - episodes.ref_logprobs) * mask).sum(-1).numpy()
@@ -111,30 +111,30 @@ def test_reinforce_returns_use_the_exact_kl_shaping():
 
 def test_unknown_config_key_is_an_error():
     with pytest.raises(TypeError, match=r"unknown REINFORCEConfig field\(s\) \['learnig_rate'\]"):
-        REINFORCE("textgym/Copy-v0", learnig_rate=1e-3)
+        REINFORCE("textgym/Copy-v1", learnig_rate=1e-3)
     with pytest.raises(ValueError, match="num_generations >= 2 dividing batch_size"):
-        REINFORCE("textgym/Copy-v0", batch_size=6, baseline="rloo", num_generations=4)
+        REINFORCE("textgym/Copy-v1", batch_size=6, baseline="rloo", num_generations=4)
 
 
 def test_predict_and_generate():
-    agent = REINFORCE("textgym/Copy-v0", **TINY)
+    agent = REINFORCE("textgym/Copy-v1", **TINY)
     obs, _ = agent.envs.reset(seed=0)
     actions, state = agent.predict({k: v.numpy() for k, v in obs.items()}, deterministic=True)
     assert actions.shape == (4,) and state is None
     assert ((actions >= 0) & (actions < agent.envs.single_action_space.n)).all()
     one, _ = agent.predict({k: v[0].numpy() for k, v in obs.items()}, deterministic=True)
     assert one == actions[0]
-    texts = agent.generate(["Copy: a b", "Copy: c d e"], deterministic=True)
+    texts = agent.generate(["Copy: a b =", "Copy: c d e ="], deterministic=True)
     assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
 
 
 @pytest.mark.parametrize("cls", [REINFORCE, PPO])
 def test_resume_continues_the_same_curve(cls, tmp_path):
     config = {**TINY, "kl_coef": 0.05, "kl_target": 1.0, "kl_horizon": 100, "checkpoint_every": 2}
-    full = cls("textgym/Copy-v0", **config, checkpoint_dir=str(tmp_path / "a"), log_dir=str(tmp_path / "la"))
+    full = cls("textgym/Copy-v1", **config, checkpoint_dir=str(tmp_path / "a"), log_dir=str(tmp_path / "la"))
     full.learn(4 * 4, progress_bar=False)
     resumed = cls(
-        "textgym/Copy-v0", **config, checkpoint_dir=str(tmp_path / "b"), log_dir=str(tmp_path / "lb")
+        "textgym/Copy-v1", **config, checkpoint_dir=str(tmp_path / "b"), log_dir=str(tmp_path / "lb")
     )
     resumed.learn(4 * 4, progress_bar=False, resume=tmp_path / "a" / "iteration-2.pt")
 
@@ -153,7 +153,7 @@ def test_resume_continues_the_same_curve(cls, tmp_path):
 
 
 def test_learn_counts_timesteps_like_sb3(tmp_path):
-    agent = REINFORCE("textgym/Copy-v0", **TINY, checkpoint_dir=str(tmp_path))
+    agent = REINFORCE("textgym/Copy-v1", **TINY, checkpoint_dir=str(tmp_path))
     agent.learn(total_timesteps=30, progress_bar=False)
     generated = [r["time/total_timesteps"] for r in agent.logger.rows]
     assert generated[-1] == agent.num_timesteps >= 30 > generated[-2]  # stops at the first iteration past it
@@ -170,7 +170,7 @@ def test_learn_counts_timesteps_like_sb3(tmp_path):
 
 
 def test_save_load_round_trip(tmp_path):
-    agent = PPO("textgym/Copy-v0", **TINY)
+    agent = PPO("textgym/Copy-v1", **TINY)
     agent.learn(4, progress_bar=False)
     path = agent.save(tmp_path / "ppo.pt")
     loaded = PPO.load(path)
@@ -180,7 +180,7 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_corrupt_or_foreign_checkpoints_get_clear_errors(tmp_path):
-    agent = REINFORCE("textgym/Copy-v0", **TINY)
+    agent = REINFORCE("textgym/Copy-v1", **TINY)
     path = agent.save(tmp_path / "r.pt")
     with pytest.raises(CheckpointError, match="holds a REINFORCE checkpoint, not a PPO one"):
         PPO.load(path)
@@ -204,7 +204,7 @@ def test_lora_trains_only_the_adapter_and_the_reference_stays_the_base_model(tmp
     bundle = tiny_model(CopyTask().corpus(), seed=11)  # a model of its own: the adapter goes into it
     base = copy.deepcopy(bundle.model)
     agent = REINFORCE(
-        "textgym/Copy-v0",
+        "textgym/Copy-v1",
         env_kwargs={"model": bundle, "kl_coef": 0.1},
         **{**TINY, "learning_rate": 1e-2},
         lora_r=4,
@@ -237,7 +237,7 @@ def test_lora_trains_only_the_adapter_and_the_reference_stays_the_base_model(tmp
     path = agent.save(tmp_path / "lora.pt")
     state = torch.load(path, weights_only=True)
     assert all("{adapter}" in key for key in state["policy"]["lm"])  # only the adapter is saved
-    other = REINFORCE("textgym/Copy-v0", env_kwargs={"model": bundle, "kl_coef": 0.1}, **TINY, lora_r=4)
+    other = REINFORCE("textgym/Copy-v1", env_kwargs={"model": bundle, "kl_coef": 0.1}, **TINY, lora_r=4)
     other._restore(state)
     for a, b in zip(agent.policy.lm_parameters(), other.policy.lm_parameters(), strict=True):
         torch.testing.assert_close(a, b)
@@ -273,9 +273,9 @@ def test_agents_train_on_exactly_the_rewards_the_env_paid(cls, kl, monkeypatch):
 
     kl = {**kl, "ref_logprobs": "step"}
     agent = (
-        cls("textgym/Copy-v0", **TINY, **kl, baseline="none")
+        cls("textgym/Copy-v1", **TINY, **kl, baseline="none")
         if cls is REINFORCE
-        else cls("textgym/Copy-v0", **TINY, **kl)
+        else cls("textgym/Copy-v1", **TINY, **kl)
     )
     recorder = StepRecorder(agent.envs)
     trained_on: list[torch.Tensor] = []
@@ -316,7 +316,7 @@ def test_both_reference_timings_give_the_same_rewards_and_the_same_first_update(
         # The policy starts from the plain tiny model and the reference is a sharpened one, so every token
         # carries a KL term (a policy equal to its reference has none).
         agent = cls(
-            "textgym/Copy-v0",
+            "textgym/Copy-v1",
             env_kwargs={"model": copy_bundle, "ref_model": sharp_bundle},
             kl_coef=0.2,
             ref_logprobs=timing,
@@ -349,7 +349,7 @@ def test_both_reference_timings_give_the_same_rewards_and_the_same_first_update(
 def test_adaptive_beta_moves_once_per_iteration_from_the_batch_kl():
     from textgym.kl import AdaptiveKLController
 
-    agent = REINFORCE("textgym/Copy-v0", **TINY, kl_coef=0.1, kl_target=0.5, kl_horizon=40)
+    agent = REINFORCE("textgym/Copy-v1", **TINY, kl_coef=0.1, kl_target=0.5, kl_horizon=40)
     assert agent.envs.kl_update == "caller"
     seen = []
     agent.learn(2 * TINY["batch_size"], progress_bar=False, callback=lambda a, m: seen.append(m))
@@ -362,10 +362,10 @@ def test_adaptive_beta_moves_once_per_iteration_from_the_batch_kl():
 
 def test_renamed_config_fields_are_accepted_with_a_warning():
     with pytest.warns(FutureWarning, match="'lam' is now 'gae_lambda'"):
-        agent = PPO("textgym/Copy-v0", **TINY, lam=1.0, ppo_epochs=2, entropy_coef=0.01)
+        agent = PPO("textgym/Copy-v1", **TINY, lam=1.0, ppo_epochs=2, entropy_coef=0.01)
     assert (agent.config.gae_lambda, agent.config.n_epochs, agent.config.ent_coef) == (1.0, 2, 0.01)
     with pytest.raises(TypeError, match="both 'lam' and its new name 'gae_lambda'"):
-        PPO("textgym/Copy-v0", **TINY, lam=1.0, gae_lambda=0.9)
+        PPO("textgym/Copy-v1", **TINY, lam=1.0, gae_lambda=0.9)
 
 
 @pytest.mark.parametrize("config_class", [PPOConfig, REINFORCEConfig])
@@ -387,7 +387,7 @@ def test_the_policy_is_one_module_that_ddp_wraps(tmp_path):
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    agent = PPO("textgym/Copy-v0", **TINY)
+    agent = PPO("textgym/Copy-v1", **TINY)
     assert isinstance(agent.policy, torch.nn.Module) and agent.policy.value_head is not None
     trained = {id(p) for g in agent.optimizer.param_groups for p in g["params"]}
     assert trained == {id(p) for p in agent.policy.parameters() if p.requires_grad}
@@ -404,7 +404,7 @@ def test_the_policy_is_one_module_that_ddp_wraps(tmp_path):
 
 
 def test_a_checkpoint_of_the_previous_format_still_loads(tmp_path):
-    agent = PPO("textgym/Copy-v0", **TINY)
+    agent = PPO("textgym/Copy-v1", **TINY)
     agent.learn(4, progress_bar=False)
     state = agent.state_dict()
     policy = state.pop("policy")
@@ -424,8 +424,8 @@ def test_agents_take_an_env_id_a_single_env_or_a_vector_env():
     from textgym.envs import make_vector_env
     from textgym.tasks import CopyEnv
 
-    from_single = REINFORCE(gym.make("textgym/Copy-v0", kl_coef=0.1), **TINY)
-    assert from_single.env_id == "textgym/Copy-v0" and from_single.envs.kl_coef == 0.1
+    from_single = REINFORCE(gym.make("textgym/Copy-v1", kl_coef=0.1), **TINY)
+    assert from_single.env_id == "textgym/Copy-v1" and from_single.envs.kl_coef == 0.1
     envs = make_vector_env(CopyEnv, num_envs=4, kl_coef=0.1, autoreset_mode=AutoresetMode.DISABLED)
     agent = REINFORCE(envs, **TINY)
     assert agent.envs is envs and envs.kl_update == "env"  # a beta it moves itself is left alone
@@ -456,10 +456,10 @@ def test_the_starting_model_is_the_kl_reference_also_after_a_reload(cls, tmp_pat
     from textgym.tasks import CopyTask
 
     folder = tmp_path / "start"
-    bundle = tiny_model(CopyTask().corpus(), seed=21)  # not Copy-v0's own, nor one a LoRA test wraps
+    bundle = tiny_model(CopyTask().corpus(), seed=21)  # not Copy-v1's own, nor one a LoRA test wraps
     bundle.model.save_pretrained(folder)
     bundle.tokenizer.save_pretrained(folder)
-    agent = cls("textgym/Copy-v0", model=str(folder), kl_coef=0.1, **TINY)
+    agent = cls("textgym/Copy-v1", model=str(folder), kl_coef=0.1, **TINY)
     episodes = agent.collect(0)
     assert np.abs(episodes.kl).max() < 1e-4  # policy and reference are the same model before an update
     agent.learn(4 * 3, progress_bar=False)

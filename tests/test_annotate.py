@@ -62,15 +62,15 @@ def test_rankings_of_more_than_two(tmp_path):
 
 
 def test_sampled_items_share_their_prompt_and_are_reproducible():
-    items = sample_items("reference", "textgym/Copy-v0", prompts=3, completions=2, seed=5)
-    assert items == sample_items("reference", "textgym/Copy-v0", prompts=3, completions=2, seed=5)
+    items = sample_items("reference", "textgym/Copy-v1", prompts=3, completions=2, seed=5)
+    assert items == sample_items("reference", "textgym/Copy-v1", prompts=3, completions=2, seed=5)
     assert len({item.prompt for item in items}) == 3 and all(len(item.completions) == 2 for item in items)
 
 
 # ------------------------------------------------------------------------------ through a terminal
 def spawn(out: Path) -> pexpect.spawn:
     command = [
-        "-m", "textgym", "annotate", "--env", "textgym/Copy-v0", "--prompts", "4", "--out", str(out),
+        "-m", "textgym", "annotate", "--env", "textgym/Copy-v1", "--prompts", "4", "--out", str(out),
     ]  # fmt: skip
     env = {**os.environ, "TERM": "xterm", "NO_COLOR": "1", "OMP_NUM_THREADS": "1"}
     return pexpect.spawn(
@@ -126,7 +126,7 @@ def test_the_simulated_annotator_fills_a_session_from_the_env_scores(tmp_path):
 
     out = tmp_path / "prefs.jsonl"
     result = CliRunner().invoke(
-        app, ["annotate", "--env", "textgym/Copy-v0", "--prompts", "16", "--simulate", "0", "--out", str(out)]
+        app, ["annotate", "--env", "textgym/Copy-v1", "--prompts", "16", "--simulate", "0", "--out", str(out)]
     )
     assert result.exit_code == 0, result.output
     items = Session(out).items

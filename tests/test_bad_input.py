@@ -142,7 +142,7 @@ def test_bad_reward_is_named_and_the_step_can_be_retried(copy_bundle, reward_fn,
 
 
 def test_reward_by_import_string(copy_bundle):
-    env = gym.make("textgym/Copy-v0", model=copy_bundle, reward_fn="textgym.rewards:sequence_match")
+    env = gym.make("textgym/Copy-v1", model=copy_bundle, reward_fn="textgym.rewards:sequence_match")
     env.reset(seed=0)
     _, _, terminated, _, info = env.step(copy_bundle.eos_token_ids[0])
     assert terminated and info["score"] == 0.0

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("name", list(adapters.RUNNERS))
 def test_every_adapter_runner_takes_a_whole_iteration_of_env_steps(name):
     setting = adapters.Setting(
-        "textgym/Copy-v0", CopyTask().build_model(), envs=4, tokens=6, epochs=1, minibatches=2, kl_coef=0.05
+        "textgym/Copy-v1", CopyTask().build_model(), envs=4, tokens=6, epochs=1, minibatches=2, kl_coef=0.05
     )
     runner = adapters.RUNNERS[name](setting)
     for _ in range(2):  # the second call continues the run: a total-counting learn() must go on

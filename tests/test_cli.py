@@ -127,11 +127,11 @@ def test_a_run_from_another_model_holds_its_kl_to_that_model(tmp_path):
 def test_a_runs_config_repeats_it_and_a_settings_file_is_read(tmp_path):
     first = tmp_path / "first"
     common = ["--timesteps", 32, "--checkpoints", 1, "--eval-episodes", 8, "--no-progress"]
-    invoke("train", "--env", "textgym/Copy-v0", "--agent", "reinforce", "--seed", 4, "--set", "batch_size=4",
+    invoke("train", "--env", "textgym/Copy-v1", "--agent", "reinforce", "--seed", 4, "--set", "batch_size=4",
            "--env-arg", "kl_coef=0.1", "--out", first, *common)  # fmt: skip
     invoke("train", "--config", first / "config.yaml", "--out", tmp_path / "again", *common)
     (tmp_path / "settings.yaml").write_text("batch_size: 4\nlearning_rate: 0.002\n")
-    invoke("train", "--env", "textgym/Copy-v0", "--config", tmp_path / "settings.yaml", "--set",
+    invoke("train", "--env", "textgym/Copy-v1", "--config", tmp_path / "settings.yaml", "--set",
            "learning_rate=1e-3", "--out", tmp_path / "file", *common)  # fmt: skip
     a, b = (yaml.safe_load((tmp_path / n / "config.yaml").read_text()) for n in ("first", "again"))
     for key in ("env", "agent", "seed", "env_kwargs", "settings"):
@@ -156,7 +156,7 @@ def test_export_merges_a_lora_adapter(tmp_path):
     # adapter goes into it.
     bundle = tiny_model(CopyTask().corpus(), seed=12)
     env_kwargs = {"model": bundle, "kl_coef": 0.1}
-    agent = REINFORCE("textgym/Copy-v0", env_kwargs=env_kwargs, batch_size=4, learning_rate=1e-2, lora_r=4)
+    agent = REINFORCE("textgym/Copy-v1", env_kwargs=env_kwargs, batch_size=4, learning_rate=1e-2, lora_r=4)
     agent.learn(total_timesteps=64, progress_bar=False)
     export(agent, tmp_path / "hf")
     plain = AutoModelForCausalLM.from_pretrained(tmp_path / "hf")
@@ -173,7 +173,7 @@ def test_a_stopped_run_resumes_to_the_identical_curve(agent, tmp_path, monkeypat
     monkeypatch.syspath_prepend(TESTS)
     settings = {"batch_size": 4, "learning_rate": 1e-3} if agent == "ppo" else {"batch": 4}
     config = RunConfig(
-        "textgym/Copy-v0", agent, timesteps=96, checkpoints=3, eval_episodes=8, settings=settings
+        "textgym/Copy-v1", agent, timesteps=96, checkpoints=3, eval_episodes=8, settings=settings
     )
     train(config, tmp_path / "full", progress=False)
 
@@ -241,8 +241,8 @@ def test_an_untrained_agent_samples_what_the_reference_samples(agent):
     # What lets a comparison reuse the reference's evaluation as every run's step-0 point.
     from textgym import evaluate, make_agent
 
-    trained = evaluate(make_agent(agent, "textgym/Copy-v0", seed=3), "textgym/Copy-v0", 16)
-    reference = evaluate("reference", "textgym/Copy-v0", 16)
+    trained = evaluate(make_agent(agent, "textgym/Copy-v1", seed=3), "textgym/Copy-v1", 16)
+    reference = evaluate("reference", "textgym/Copy-v1", 16)
     assert trained.completions == reference.completions and trained.score == reference.score
     assert trained.perplexity == pytest.approx(reference.perplexity) and abs(trained.kl) < 1e-5
 
@@ -270,18 +270,18 @@ def test_bad_input_names_the_value_and_the_close_matches(tmp_path):
         return " ".join(result.output.split())
 
     assert "textgym/Pattern-v0" in error("train", "--env", "textgym/Patern-v0", "--out", tmp_path / "a")
-    assert "'ppo'" in error("train", "--env", "textgym/Copy-v0", "--agent", "ppoo", "--out", tmp_path / "a")
-    message = error("train", "--env", "textgym/Copy-v0", "--set", "lamda=1", "--out", tmp_path / "a")
+    assert "'ppo'" in error("train", "--env", "textgym/Copy-v1", "--agent", "ppoo", "--out", tmp_path / "a")
+    message = error("train", "--env", "textgym/Copy-v1", "--set", "lamda=1", "--out", tmp_path / "a")
     assert "'lamda'" in message and "'gae_lambda'" in message
     assert "--set takes KEY=VALUE" in error(
-        "train", "--env", "textgym/Copy-v0", "--set", "x", "--out", tmp_path
+        "train", "--env", "textgym/Copy-v1", "--set", "x", "--out", tmp_path
     )
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "notes.txt").write_text("mine")
-    assert "--overwrite" in error("train", "--env", "textgym/Copy-v0", "--out", tmp_path / "b")
+    assert "--overwrite" in error("train", "--env", "textgym/Copy-v1", "--out", tmp_path / "b")
     assert (tmp_path / "b" / "notes.txt").read_text() == "mine"  # nothing was written over
-    assert "no-such-model" in error("eval", "--policy", "no-such-model", "--env", "textgym/Copy-v0")
-    assert "seed" in error("compare", "--env", "textgym/Copy-v0", "--agents", "ppo", "--set", "sed=1",
+    assert "no-such-model" in error("eval", "--policy", "no-such-model", "--env", "textgym/Copy-v1")
+    assert "seed" in error("compare", "--env", "textgym/Copy-v1", "--agents", "ppo", "--set", "sed=1",
                            "--out", tmp_path / "c")  # fmt: skip
 
 

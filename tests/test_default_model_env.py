@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_default_model_episode_with_exact_kl():
-    env = gym.make("textgym/Copy-v0", model="smollm2", kl_coef=0.05)
+    env = gym.make("textgym/Copy-v1", model="smollm2", kl_coef=0.05)
     obs, info = env.reset(seed=0)
     face = env.unwrapped
     assert env.action_space.n == 49152

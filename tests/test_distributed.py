@@ -71,7 +71,7 @@ def test_two_processes_update_as_one_process_with_the_whole_batch(algo, tmp_path
     assert ranks[0]["metrics"] == ranks[1]["metrics"]
 
     cls, config = SETTINGS[algo]
-    single = cls("textgym/Copy-v0", **COMMON, **config)
+    single = cls("textgym/Copy-v1", **COMMON, **config)
     # The global batch's prompts are the single process's, split between the ranks in order.
     assert single.collect(0).prompts == ranks[0]["episodes"].prompts + ranks[1]["episodes"].prompts
 
@@ -90,7 +90,7 @@ def test_two_processes_update_as_one_process_with_the_whole_batch(algo, tmp_path
     for name, value in after["lm"].items():
         torch.testing.assert_close(ranks[0]["weights"]["lm"][name], value, rtol=1e-4, atol=1e-2 * step)
     # The step moved the weights, so the comparison above is not of two untouched copies.
-    start = cls("textgym/Copy-v0", **COMMON, **config).policy.trainable_state_dict()["lm"]
+    start = cls("textgym/Copy-v1", **COMMON, **config).policy.trainable_state_dict()["lm"]
     assert any(not torch.equal(start[n], v) for n, v in after["lm"].items())
 
 
@@ -119,12 +119,12 @@ def test_a_library_agent_under_torchrun_is_refused(monkeypatch, tmp_path):
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(RunError, match="'sb3-ppo' does not train data-parallel"):
-        train(RunConfig(env="textgym/Copy-v0", agent="sb3-ppo"), tmp_path / "run")
+        train(RunConfig(env="textgym/Copy-v1", agent="sb3-ppo"), tmp_path / "run")
 
 
 def test_resuming_on_another_number_of_processes_continues_with_a_warning(tmp_path):
     cls, config = SETTINGS["reinforce"]
-    agent = cls("textgym/Copy-v0", **COMMON, **config)
+    agent = cls("textgym/Copy-v1", **COMMON, **config)
     agent.learn(total_episodes=8, progress_bar=False)
     path = agent.save(tmp_path / "ckpt.pt")
     state = torch.load(path, weights_only=False)

@@ -42,7 +42,7 @@ def test_custom_agent_gets_the_exact_shaped_reward():
 def test_custom_reward_is_what_the_env_pays(tmp_path):
     example = load("custom_reward.py")
     same_symbols = example["same_symbols"]
-    assert same_symbols(["Copy: a b b", "Copy: a b"], ["b a b", "a c d"]) == [1.0, pytest.approx(1 / 3)]
+    assert same_symbols(["Copy: a b b =", "Copy: a b ="], ["b a b", "a c d"]) == [1.0, pytest.approx(1 / 3)]
 
     folder = example["build_tiny_classifier"](tmp_path / "classifier")
     results = example["main"](["--episodes", "6", "--seed", "2", "--classifier", str(folder)])
@@ -70,11 +70,11 @@ def test_custom_reward_runs_offline_with_its_tiny_classifier(capsys):
 def test_main_job_on_the_default_model(monkeypatch, capsys):
     """The README's main job, on the real default model (smaller: one task, 8 episodes)."""
     monkeypatch.setattr(
-        sys, "argv", ["x", "--tasks", "textgym/Copy-v0", "--episodes", "8", "--num-envs", "4"]
+        sys, "argv", ["x", "--tasks", "textgym/Copy-v1", "--episodes", "8", "--num-envs", "4"]
     )
     load("evaluate_default_model.py")["main"]()
     out = capsys.readouterr().out
-    row = next(line for line in out.splitlines() if line.startswith("| `textgym/Copy-v0`"))
+    row = next(line for line in out.splitlines() if line.startswith("| `textgym/Copy-v1`"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert int(cells[1]) == 8 and 0.0 <= float(cells[2].split()[0]) <= 1.0
     assert float(cells[-1]) > 1.0  # the reference's perplexity of real samples
@@ -104,7 +104,7 @@ def test_sb3_ppo_example_learns_pattern():
 
 
 def test_the_rlhf_loop_trains_a_reward_model_and_optimises_it(tmp_path):
-    """On Copy-v0's tiny model, at a tiny budget: the loop's files, and PPO raising the learned reward.
+    """On Copy-v1's tiny model, at a tiny budget: the loop's files, and PPO raising the learned reward.
 
     Measured: proxy -0.06 -> 0.34 (z-score), gold 0.013 -> 0.046, KL 1.1, after 1,536 tokens at beta 0.5.
     """
@@ -112,7 +112,7 @@ def test_the_rlhf_loop_trains_a_reward_model_and_optimises_it(tmp_path):
     torch.set_num_threads(1)
     try:
         rows = load("rlhf_loop.py")["main"](
-            ["--env", "textgym/Copy-v0", "--out", str(tmp_path), "--pairs", "128", "--noise", "0.05",
+            ["--env", "textgym/Copy-v1", "--out", str(tmp_path), "--pairs", "128", "--noise", "0.05",
              "--backbone", "policy", "--rm-lr", "1e-3", "--rm-epochs", "6", "--kl-coefs", "0.5",
              "--timesteps", "1536", "--points", "1", "--lr", "1e-3", "--batch-size", "16",
              "--eval-episodes", "16"]

@@ -172,7 +172,7 @@ def test_adaptive_kl_coef_moves_with_measured_kl(sharp_bundle):
 
 
 def test_kl_off_loads_no_reference(copy_bundle):
-    env = gym.make("textgym/Copy-v0", model=copy_bundle, kl_coef=0.0)
+    env = gym.make("textgym/Copy-v1", model=copy_bundle, kl_coef=0.0)
     assert env.unwrapped.ref_model is None
     env.reset(seed=0)
     _, _, _, _, info = env.step(1)

@@ -35,7 +35,7 @@ def test_one_bf16_iteration_matches_fp32_and_stays_finite(cls, lora_r):
     # A model of its own: a LoRA adapter goes into the model itself, and the suite shares Copy's tiny model.
     bundle = tiny_model(CopyTask().corpus(), seed=12)
     result = gpu_check.check_bf16(
-        cls, "textgym/Copy-v0", "cpu", batch_size=4, learning_rate=1e-3, lora_r=lora_r,
+        cls, "textgym/Copy-v1", "cpu", batch_size=4, learning_rate=1e-3, lora_r=lora_r,
         env_kwargs={"model": bundle, "kl_coef": 0.1},
     )  # fmt: skip
     assert result["policy_dtypes"] == {torch.bfloat16}, result
@@ -48,7 +48,7 @@ def test_one_bf16_iteration_matches_fp32_and_stays_finite(cls, lora_r):
 
 
 def test_without_bf16_cpu_the_cpu_runs_fp32():
-    agent = REINFORCE("textgym/Copy-v0", batch_size=4, device="cpu")
+    agent = REINFORCE("textgym/Copy-v1", batch_size=4, device="cpu")
     with agent.autocast():
         out = agent.policy.lm(input_ids=torch.tensor([[1, 2, 3]])).logits
     assert out.dtype == torch.float32

@@ -220,10 +220,10 @@ def test_the_saved_reward_model_is_what_an_env_scores_with(trained):
         loaded(prompts, completions), (np.array(raw) - report.mean) / report.std, rtol=1e-6
     )
     assert loaded(prompts, completions)[0] > loaded(prompts, completions)[1]  # more "a": better
-    env = gym.make("textgym/Copy-v0", reward_model=str(out)).unwrapped
+    env = gym.make("textgym/Copy-v1", reward_model=str(out)).unwrapped
     assert env.reward_fn(prompts, completions) == pytest.approx(loaded(prompts, completions))
     with pytest.raises(ValueError, match="pass reward_fn or reward_model, not both"):
-        gym.make("textgym/Copy-v0", reward_model=str(out), reward_fn=a_share)
+        gym.make("textgym/Copy-v1", reward_model=str(out), reward_fn=a_share)
 
 
 # --------------------------------------------------------------------------------------------- Elo

@@ -35,7 +35,7 @@ def test_every_door_pays_the_same_reward(copy_bundle):
 
     # our agents' door: the native vector env, log-probs announced
     native = gym.make_vec(
-        "textgym/Copy-v0", num_envs=N, vectorization_mode="vector_entry_point",
+        "textgym/Copy-v1", num_envs=N, vectorization_mode="vector_entry_point",
         autoreset_mode=AutoresetMode.DISABLED, **kwargs,
     )  # fmt: skip
     native.reset(seed=SEED)
@@ -52,7 +52,7 @@ def test_every_door_pays_the_same_reward(copy_bundle):
 
     # a hand-written agent on the single env (examples/custom_agent.py), env i seeded SEED + i
     for i in range(N):
-        env = gym.make("textgym/Copy-v0", **kwargs)
+        env = gym.make("textgym/Copy-v1", **kwargs)
         env.reset(seed=SEED + i)
         for t in range(STEPS):
             env.unwrapped.set_action_logprobs(float(logprobs[t, i]))
@@ -62,7 +62,7 @@ def test_every_door_pays_the_same_reward(copy_bundle):
                 env.reset()
 
     # SB3: the VecEnv pays beta * log pi_ref, the rollout buffer completes it with SB3's log-prob
-    venv = TextgymVecEnv("textgym/Copy-v0", num_envs=N, **kwargs)
+    venv = TextgymVecEnv("textgym/Copy-v1", num_envs=N, **kwargs)
     venv.seed(SEED)
     obs = venv.reset()
     buffer = LMRolloutBuffer(STEPS, venv.observation_space, venv.action_space, n_envs=N)
@@ -74,7 +74,7 @@ def test_every_door_pays_the_same_reward(copy_bundle):
     np.testing.assert_allclose(buffer.rewards, expected.numpy(), atol=1e-5)
 
     # TorchRL: the wrapped vector env, the actor's log-prob announced by a transform
-    env = torchrl_env("textgym/Copy-v0", num_envs=N, **kwargs)
+    env = torchrl_env("textgym/Copy-v1", num_envs=N, **kwargs)
     td = env.reset(seed=SEED)
     for t in range(STEPS):
         td["action"], td["action_log_prob"] = actions[t], logprobs[t]

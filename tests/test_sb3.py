@@ -36,7 +36,7 @@ def model_dir(copy_bundle, tmp_path_factory):
 
 
 def make_env(n_envs: int = 2, **env_kwargs):
-    return make_vec_env("textgym:textgym/Copy-v0", n_envs=n_envs, seed=0, env_kwargs=env_kwargs)
+    return make_vec_env("textgym:textgym/Copy-v1", n_envs=n_envs, seed=0, env_kwargs=env_kwargs)
 
 
 def test_pretrained_weights_are_kept_and_the_lm_stays_in_eval_mode(model_dir):
@@ -137,7 +137,7 @@ def independent_logprob(model, ids, mask, action, temperature=1.0):
 @pytest.mark.parametrize("kl", [{"kl_coef": 0.2}, {"kl_coef": 0.2, "kl_target": 1.0, "kl_horizon": 20}])
 def test_sb3_stores_the_exact_kl_shaped_reward(model_dir, kl):
     """Stored reward = score - beta * (log pi - log pi_ref), token by token, with the env's (moving) beta."""
-    env = TextgymVecEnv("textgym/Copy-v0", num_envs=2, **kl)
+    env = TextgymVecEnv("textgym/Copy-v1", num_envs=2, **kl)
     agent = PPO(
         LMActorCriticPolicy,
         env,
@@ -167,7 +167,7 @@ def test_sb3_stores_the_exact_kl_shaped_reward(model_dir, kl):
 
 
 def test_adaptive_beta_follows_ziegler_once_per_rollout(model_dir):
-    env = TextgymVecEnv("textgym/Copy-v0", num_envs=2, kl_coef=0.2, kl_target=1.0, kl_horizon=20)
+    env = TextgymVecEnv("textgym/Copy-v1", num_envs=2, kl_coef=0.2, kl_target=1.0, kl_horizon=20)
     agent = PPO(
         LMActorCriticPolicy, env, policy_kwargs={"model": model_dir},
         rollout_buffer_class=LMRolloutBuffer, n_steps=12, batch_size=24, n_epochs=1, seed=0,
@@ -181,7 +181,7 @@ def test_adaptive_beta_follows_ziegler_once_per_rollout(model_dir):
 
 
 def test_the_buffer_refuses_to_run_without_the_env_beta(model_dir):
-    env = TextgymVecEnv("textgym/Copy-v0", num_envs=2, kl_coef=0.1)
+    env = TextgymVecEnv("textgym/Copy-v1", num_envs=2, kl_coef=0.1)
     agent = PPO(
         LMActorCriticPolicy, env, policy_kwargs={"model": model_dir},
         rollout_buffer_class=LMRolloutBuffer, n_steps=4, batch_size=8,
@@ -195,7 +195,7 @@ def test_the_buffer_refuses_to_run_without_the_env_beta(model_dir):
 
 def test_vec_env_matches_dummy_vec_env():
     """Same seeds and actions: the bridge gives DummyVecEnv's observations, rewards, dones and infos."""
-    ours, dummy = TextgymVecEnv("textgym/Copy-v0", num_envs=3, kl_coef=0.1), make_env(3, kl_coef=0.1)
+    ours, dummy = TextgymVecEnv("textgym/Copy-v1", num_envs=3, kl_coef=0.1), make_env(3, kl_coef=0.1)
     ours.seed(5)
     dummy.seed(5)
     obs_a, obs_b = ours.reset(), dummy.reset()
@@ -224,7 +224,7 @@ def test_vec_env_matches_dummy_vec_env():
 
 def rollout_observations(n_envs=3, steps=20, seed=0):
     """Observations of a seeded random rollout through the bridge, with same-step resets in it."""
-    env = TextgymVecEnv("textgym/Copy-v0", num_envs=n_envs)
+    env = TextgymVecEnv("textgym/Copy-v1", num_envs=n_envs)
     env.seed(seed)
     obs, observations = env.reset(), []
     rng = np.random.default_rng(seed)
@@ -259,7 +259,7 @@ def test_the_rollout_kv_cache_gives_the_plain_outputs(model_dir):
 
 
 def test_whole_episode_minibatches_give_the_per_step_losses(model_dir):
-    env = TextgymVecEnv("textgym/Copy-v0", num_envs=2, kl_coef=0.1)
+    env = TextgymVecEnv("textgym/Copy-v1", num_envs=2, kl_coef=0.1)
     agent = PPO(
         LMActorCriticPolicy, env, policy_kwargs={"model": model_dir},
         rollout_buffer_class=LMRolloutBuffer, n_steps=20, batch_size=10, seed=0,
@@ -311,7 +311,7 @@ class RecordMasks(BaseCallback):
 
 def test_maskable_ppo_masks_with_the_reference_top_k_and_stores_indices(model_dir):
     k, beta = 3, 0.2
-    env = TextgymVecEnv("textgym/Copy-v0", num_envs=2, kl_coef=beta, mask_top_k=k)
+    env = TextgymVecEnv("textgym/Copy-v1", num_envs=2, kl_coef=beta, mask_top_k=k)
     agent = MaskablePPO(
         MaskableLMActorCriticPolicy, env, policy_kwargs={"model": model_dir},
         rollout_buffer_class=MaskableLMRolloutBuffer, n_steps=10, batch_size=10, n_epochs=1, seed=0,

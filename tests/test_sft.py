@@ -38,28 +38,28 @@ def test_the_loss_reads_only_the_completion_and_its_eos():
 
 
 def test_sft_teaches_copy_and_saves_a_model_the_package_loads(tmp_path):
-    """Measured: held-out 0.046 -> 0.44 after 192 steps (1,024 demonstrations, 3 epochs, lr 3e-3)."""
+    """Measured: held-out 0.023 -> 0.755 after 192 steps (1,024 demonstrations, 3 epochs, lr 3e-3)."""
     config = SFTConfig(learning_rate=3e-3, examples=1024, epochs=3, batch_size=16)
-    bundle, losses = sft("textgym/Copy-v0", out=tmp_path / "sft", config=config, progress=False)
+    bundle, losses = sft("textgym/Copy-v1", out=tmp_path / "sft", config=config, progress=False)
     assert len(losses) == 192 and np.mean(losses[-10:]) < np.mean(losses[:10]) - 1.0
-    before = textgym.evaluate("reference", "textgym/Copy-v0", 64)
-    after = textgym.evaluate(bundle.model, "textgym/Copy-v0", 64)
-    assert after.score > before.score + 0.25, (before.score, after.score)
+    before = textgym.evaluate("reference", "textgym/Copy-v1", 64)
+    after = textgym.evaluate(bundle.model, "textgym/Copy-v1", 64)
+    assert before.score < 0.1 and after.score >= 0.6, (before.score, after.score)
     loaded = load_model(str(tmp_path / "sft"))
-    again = textgym.evaluate(loaded.model, "textgym/Copy-v0", 64, model=loaded)
+    again = textgym.evaluate(loaded.model, "textgym/Copy-v1", 64, model=loaded)
     assert again.score == pytest.approx(after.score)
     assert json.loads((tmp_path / "sft" / "sft.json").read_text())["demonstrations"] == 1024
-    assert CopyTask().demonstration({"prompt": "Copy: a b", "target": "a b"}) == "a b"
+    assert CopyTask().demonstration({"prompt": "Copy: a b =", "target": "a b"}) == "a b"
 
 
 def test_the_command_reads_demonstrations_and_reports_bad_lines(tmp_path):
     data = tmp_path / "demos.jsonl"
     data.write_text(
-        "".join(json.dumps({"prompt": f"Copy: {s}", "completion": s}) + "\n" for s in ["a b", "c d e"] * 8)
+        "".join(json.dumps({"prompt": f"Copy: {s} =", "completion": s}) + "\n" for s in ["a b", "c d e"] * 8)
     )
     result = CliRunner().invoke(
         app,
-        ["sft", "--env", "textgym/Copy-v0", "--data", str(data), "--out", str(tmp_path / "m"),
+        ["sft", "--env", "textgym/Copy-v1", "--data", str(data), "--out", str(tmp_path / "m"),
          "--learning-rate", "1e-3", "--eval-episodes", "8", "--no-progress"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output

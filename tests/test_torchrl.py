@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads only 
 
 
 def test_check_env_specs_passes_on_the_wrapped_vector_env(copy_bundle):
-    env = make_env("textgym/Copy-v0", num_envs=3, model=copy_bundle)
+    env = make_env("textgym/Copy-v1", num_envs=3, model=copy_bundle)
     check_env_specs(env, seed=0)
     envs = env.base_env.unwrapped
     assert envs.autoreset_mode == AutoresetMode.DISABLED == envs.metadata["autoreset_mode"]
@@ -38,7 +38,7 @@ def test_actor_and_critic_read_each_rows_last_real_token(copy_bundle):
     sharp = sharpen(copy_bundle)  # context-dependent logits: a wrong column gives wrong numbers
     policy = LMPolicy(sharp, value_head=True, seed=0)
     actor, critic = actor_critic(policy)
-    env = make_env("textgym/Copy-v0", num_envs=2, model=sharp)
+    env = make_env("textgym/Copy-v1", num_envs=2, model=sharp)
     td = env.reset(seed=0)
     for action in ([5, 6], [7, 8]):  # two generated tokens: right padding follows them
         td["action"] = torch.tensor(action)
@@ -64,10 +64,10 @@ def test_torchrl_receives_what_the_native_vector_env_pays(copy_bundle):
     """Same seeds, actions and announced log-probs, KL shaping on: TorchRL's rewards are the native env's."""
     sharp = sharpen(copy_bundle)
     kwargs = {"model": sharp, "kl_coef": 0.1}
-    env = make_env("textgym/Copy-v0", num_envs=3, **kwargs)
+    env = make_env("textgym/Copy-v1", num_envs=3, **kwargs)
     env.append_transform(RewardSum())  # the agent's metrics transform: its returns must be (N, 1) too
     native = gym.make_vec(
-        "textgym/Copy-v0",
+        "textgym/Copy-v1",
         num_envs=3,
         vectorization_mode="vector_entry_point",
         autoreset_mode=AutoresetMode.DISABLED,
@@ -102,7 +102,7 @@ def test_torchrl_receives_what_the_native_vector_env_pays(copy_bundle):
 
 def test_predict_save_and_load_round_trip(tmp_path):
     agent = TorchRLPPO(
-        "textgym/Copy-v0", seed=0, learning_rate=1e-3, num_envs=4, n_steps=4, minibatch_size=8, n_epochs=1
+        "textgym/Copy-v1", seed=0, learning_rate=1e-3, num_envs=4, n_steps=4, minibatch_size=8, n_epochs=1
     )
     before = [p.detach().clone() for p in agent.policy.parameters()]
     agent.learn(total_timesteps=16)
@@ -113,7 +113,7 @@ def test_predict_save_and_load_round_trip(tmp_path):
     assert loaded.config == agent.config and loaded.num_timesteps == 16
     for a, b in zip(agent.policy.parameters(), loaded.policy.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
-    obs, _ = gym.make_vec("textgym/Copy-v0", num_envs=6, vectorization_mode="vector_entry_point").reset(
+    obs, _ = gym.make_vec("textgym/Copy-v1", num_envs=6, vectorization_mode="vector_entry_point").reset(
         seed=3
     )
     numpy_obs = {key: value.numpy() for key, value in obs.items()}
@@ -131,7 +131,7 @@ def test_predict_save_and_load_round_trip(tmp_path):
 def test_the_single_pass_loss_equals_the_two_pass_loss():
     """The agent's ClipPPOLoss reads the value from the actor's own pass; TorchRL's plain wiring runs the
     critic again. Same losses, same gradients (so the critic really trains through the shared pass)."""
-    agent = TorchRLPPO("textgym/Copy-v0", seed=0, num_envs=4, n_steps=6)
+    agent = TorchRLPPO("textgym/Copy-v1", seed=0, num_envs=4, n_steps=6)
     with torch.no_grad():
         data = agent.env.rollout(6, agent.actor, break_when_any_done=False)
         agent.gae(data)  # shifted: one critic call
@@ -158,7 +158,7 @@ def test_the_same_seed_gives_the_same_run():
     settings = {"learning_rate": 1e-3, "num_envs": 8, "n_steps": 4, "minibatch_size": 16, "n_epochs": 2}
     runs = []
     for _ in range(2):
-        agent = TorchRLPPO("textgym/Copy-v0", seed=5, **settings)
+        agent = TorchRLPPO("textgym/Copy-v1", seed=5, **settings)
         rewards: list[float] = []
         agent.learn(
             total_timesteps=96, callback=lambda a, m, out=rewards: out.append(m["objective/rlhf_reward"])

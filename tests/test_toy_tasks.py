@@ -31,7 +31,8 @@ def test_sequence_match_partial_credit():
 def test_reverse_targets_are_reversed_prompts():
     task = ReverseTask()
     ex = task.sample(np.random.default_rng(1), "train")
-    assert ex["prompt"].split()[1:] == ex["target"].split()[::-1]
+    assert ex["prompt"].split()[1:-1] == ex["target"].split()[::-1]
+    assert ex["prompt"].endswith(" =")
 
 
 @pytest.mark.parametrize("task", [CopyTask(), ReverseTask()], ids=lambda t: t.name)

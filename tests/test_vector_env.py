@@ -102,7 +102,7 @@ def test_numpy_backend(copy_bundle):
 def test_ids_with_module_prefix_work_from_id_only_libraries():
     from stable_baselines3.common.env_util import make_vec_env
 
-    venv = make_vec_env("textgym:textgym/Copy-v0", n_envs=2, seed=0)
+    venv = make_vec_env("textgym:textgym/Copy-v1", n_envs=2, seed=0)
     obs = venv.reset()
     assert obs["input_ids"].shape == (2, venv.observation_space["input_ids"].shape[0])
 

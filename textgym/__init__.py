@@ -1,6 +1,6 @@
 """textgym: language-model text generation as Gymnasium reinforcement-learning environments.
 
-Importing the package registers its environments (``gym.make("textgym/Copy-v0")``). The agents install
+Importing the package registers its environments (``gym.make("textgym/Copy-v1")``). The agents install
 as ``textgym.agents`` (``from textgym.agents import PPO, REINFORCE``).
 """
 

@@ -8,9 +8,9 @@ registration call:
 ```python
 from textgym.agent import make_agent
 
-agent = make_agent("my_package.my_module:MyAgent", "textgym/Copy-v0", seed=0, learning_rate=1e-3)
+agent = make_agent("my_package.my_module:MyAgent", "textgym/Copy-v1", seed=0, learning_rate=1e-3)
 agent.learn(total_timesteps=10_000)
-textgym.evaluate(agent, "textgym/Copy-v0")
+textgym.evaluate(agent, "textgym/Copy-v1")
 ```
 """
 

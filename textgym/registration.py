@@ -1,7 +1,7 @@
 """Register every textgym environment with Gymnasium (runs when ``textgym`` is imported).
 
 Gymnasium 1.x has no plugin discovery, so ids exist once ``textgym`` is imported; from libraries that
-take only an id string use ``"textgym:textgym/Copy-v0"``. Registered kwargs hold names, never models:
+take only an id string use ``"textgym:textgym/Copy-v1"``. Registered kwargs hold names, never models:
 ``gym.make`` deep-copies them on every call.
 """
 
@@ -19,8 +19,8 @@ from textgym.task import TaskInfo
 # id -> the task's env class, as an import path. A new task is one file in textgym/tasks/ plus one line here.
 ENVS: dict[str, str] = {
     "textgym/Pattern-v0": "textgym.tasks.toy:PatternEnv",
-    "textgym/Copy-v0": "textgym.tasks.toy:CopyEnv",
-    "textgym/Reverse-v0": "textgym.tasks.toy:ReverseEnv",
+    "textgym/Copy-v1": "textgym.tasks.toy:CopyEnv",
+    "textgym/Reverse-v1": "textgym.tasks.toy:ReverseEnv",
     "textgym/Arithmetic-v0": "textgym.tasks.arithmetic:ArithmeticEnv",
     "textgym/Keywords-v0": "textgym.tasks.keywords:KeywordsEnv",
     "textgym/Sentiment-v0": "textgym.tasks.sentiment:SentimentEnv",

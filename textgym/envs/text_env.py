@@ -218,7 +218,7 @@ class TextEnv(TextEnvFace, gym.Env[dict[str, np.ndarray], np.int64]):
     import gymnasium as gym
     import textgym
 
-    env = gym.make("textgym/Copy-v0", kl_coef=0.05)
+    env = gym.make("textgym/Copy-v1", kl_coef=0.05)
     obs, info = env.reset(seed=0)
     ```
 

@@ -65,7 +65,7 @@ class TextVectorEnv(TextEnvFace, VectorEnv):
     import gymnasium as gym
     import textgym
 
-    envs = gym.make_vec("textgym/Copy-v0", num_envs=8, vectorization_mode="vector_entry_point", device="cpu")
+    envs = gym.make_vec("textgym/Copy-v1", num_envs=8, vectorization_mode="vector_entry_point", device="cpu")
     obs, infos = envs.reset(seed=0)
     ```
     """

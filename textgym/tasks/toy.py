@@ -16,6 +16,9 @@ from textgym.rewards import sequence_match
 from textgym.task import TINY, Example, Task, check_test_fraction
 
 SYMBOLS = ("a", "b", "c", "d", "e", "f", "g", "h")
+# Ends every Copy and Reverse prompt. Without it the tokens cannot say where the prompt stops: "Copy: a b"
+# with "a" written reads exactly like the prompt "Copy: a b a", and no policy could score the optimum.
+ANSWER_MARKER = "="
 
 
 class SymbolTask(Task):
@@ -43,7 +46,8 @@ class SymbolTask(Task):
             length = int(rng.integers(self.min_length, self.max_length + 1))
             symbols = " ".join(SYMBOLS[int(i)] for i in rng.integers(0, len(SYMBOLS), size=length))
             if self.split_of(symbols) == split:
-                return {"prompt": f"{self.instruction} {symbols}", "target": self.target(symbols)}
+                prompt = f"{self.instruction} {symbols} {ANSWER_MARKER}"
+                return {"prompt": prompt, "target": self.target(symbols)}
 
     def reward(self, prompts: list[str], completions: list[str], **columns: list[Any]) -> list[float]:
         return sequence_match(prompts, completions, **columns)
@@ -105,7 +109,8 @@ _COMMON = """
 
     As :class:`textgym.envs.TextEnv`: ``input_ids`` and ``attention_mask`` of length
     ``64 + generation_budget`` (int64, prompt left-padded into the first 64 columns) and ``Discrete(V)``
-    with ``V`` the model's logits dimension (16 for the default tiny model).
+    with ``V`` the model's logits dimension (for the default tiny model 14 for Copy, 14 for Reverse
+    and 16 for Pattern: its words plus 4 special tokens).
 
     ## Rewards
 
@@ -162,7 +167,7 @@ class CopyEnv(TextEnv):
 
     ## Description
 
-    The prompt is ``"Copy: c a f"`` for random symbols from ``a``-``h``; the target is ``"c a f"``. The
+    The prompt is ``"Copy: c a f ="`` for random symbols from ``a``-``h``; the target is ``"c a f"``. The
     agent must attend to the prompt and stop after the last symbol.
     """
         + _COMMON
@@ -174,11 +179,14 @@ class CopyEnv(TextEnv):
     :class:`TextEnv` argument.
 
     ```python
-    env = gym.make("textgym/Copy-v0", max_length=6, split="test")
+    env = gym.make("textgym/Copy-v1", max_length=6, split="test")
     ```
 
     ## Version History
 
+    - v1: The prompt ends with ``" ="``. v0's did not, so its tokens could not say where the prompt
+      stopped (``"Copy: a b"`` with ``a`` written read exactly like the prompt ``"Copy: a b a"``): no
+      policy could score its optimum, and agents stalled at 0.3-0.4.
     - v0: Initial version.
     """
     )
@@ -191,22 +199,25 @@ class ReverseEnv(TextEnv):
 
     ## Description
 
-    The prompt is ``"Reverse: c a f"``; the target is ``"f a c"``. The first token to write depends on
+    The prompt is ``"Reverse: c a f ="``; the target is ``"f a c"``. The first token to write depends on
     the last prompt symbol, the next on the one before: harder than copying.
     """
         + _COMMON
         + """
     ## Arguments
 
-    ``min_length``, ``max_length`` (2 and 4), ``test_fraction`` (0.2), as in ``Copy-v0``. Every
+    ``min_length``, ``max_length`` (2 and 4), ``test_fraction`` (0.2), as in ``Copy-v1``. Every
     :class:`TextEnv` argument.
 
     ```python
-    env = gym.make("textgym/Reverse-v0", kl_coef=0.02)
+    env = gym.make("textgym/Reverse-v1", kl_coef=0.02)
     ```
 
     ## Version History
 
+    - v1: The prompt ends with ``" ="``. v0's did not, so its tokens could not say where the prompt
+      stopped (``"Copy: a b"`` with ``a`` written read exactly like the prompt ``"Copy: a b a"``): no
+      policy could score its optimum, and agents stalled at 0.3-0.4.
     - v0: Initial version.
     """
     )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from textgym.rewards import sequence_match
 from textgym.tasks import CopyTask, PatternTask, ReverseTask
+from textgym.tasks.toy import SYMBOLS
 
 
 @pytest.mark.parametrize("task", [PatternTask(), CopyTask(), ReverseTask()], ids=lambda t: t.name)
@@ -46,6 +49,23 @@ def test_splits_are_fixed_and_disjoint(task):
     assert draw("test", 0) == test  # the same seed draws the same examples
     with pytest.raises(ValueError, match="split='valid'"):
         task.sample(np.random.default_rng(0), "valid")
+
+
+@pytest.mark.parametrize("task", [CopyTask(), ReverseTask()], ids=lambda t: t.name)
+def test_what_the_policy_sees_decides_the_next_token(task):
+    """Every prompt plus partial answer calls for one next word, so a policy can score the optimum.
+
+    v0's prompts did not end in a marker, and "Copy: a b" with "a" written was the prompt "Copy: a b a":
+    the same text, wanting "b" in one case and the first "a" of the answer in the other.
+    """
+    wanted: dict[tuple[str, ...], set[str]] = {}  # the words seen -> the next words wanted
+    for length in range(task.min_length, task.max_length + 1):
+        for symbols in itertools.product(SYMBOLS, repeat=length):
+            prompt = task.prompt(" ".join(symbols)).split()
+            answer = [*task.target(" ".join(symbols)).split(), "</s>"]
+            for written in range(len(answer)):
+                wanted.setdefault((*prompt, *answer[:written]), set()).add(answer[written])
+    assert len(wanted) > 4**4 and all(len(words) == 1 for words in wanted.values())
 
 
 def test_tokens_that_decode_to_nothing_do_not_pass_for_a_clean_stop(copy_bundle):

@@ -37,6 +37,10 @@ class SymbolTask(Task):
         self.test_fraction = check_test_fraction(test_fraction)
         self.generation_budget = max_length + 2  # room for the answer, its EOS and one spare token
 
+    def prompt(self, symbols: str) -> str:
+        """The prompt that shows ``symbols`` (Pattern's one prompt shows none)."""
+        return f"{self.instruction} {symbols} {ANSWER_MARKER}"
+
     def target(self, symbols: str) -> str:
         raise NotImplementedError
 
@@ -46,8 +50,7 @@ class SymbolTask(Task):
             length = int(rng.integers(self.min_length, self.max_length + 1))
             symbols = " ".join(SYMBOLS[int(i)] for i in rng.integers(0, len(SYMBOLS), size=length))
             if self.split_of(symbols) == split:
-                prompt = f"{self.instruction} {symbols} {ANSWER_MARKER}"
-                return {"prompt": prompt, "target": self.target(symbols)}
+                return {"prompt": self.prompt(symbols), "target": self.target(symbols)}
 
     def reward(self, prompts: list[str], completions: list[str], **columns: list[Any]) -> list[float]:
         return sequence_match(prompts, completions, **columns)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -83,3 +84,9 @@ def test_tokens_that_decode_to_nothing_do_not_pass_for_a_clean_stop(copy_bundle)
     assert terminated and info["stopped"] is False
     assert info["completion"].startswith(target) and "<s>" in info["completion"]
     assert info["score"] < 1.0
+
+
+@pytest.mark.parametrize("name", ["Copy", "Reverse"])
+def test_the_v0_ids_point_to_v1(name):
+    with pytest.raises(gym.error.DeprecatedEnv, match=f"Please use `textgym/{name}-v1`"):
+        gym.make(f"textgym/{name}-v0")

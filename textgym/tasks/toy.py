@@ -219,7 +219,7 @@ class ReverseEnv(TextEnv):
     ## Version History
 
     - v1: The prompt ends with ``" ="``. v0's did not, so its tokens could not say where the prompt
-      stopped (``"Copy: a b"`` with ``a`` written read exactly like the prompt ``"Copy: a b a"``): no
+      stopped (``"Reverse: a b"`` with ``b`` written read exactly like the prompt ``"Reverse: a b b"``): no
       policy could score its optimum, and agents stalled at 0.3-0.4.
     - v0: Initial version.
     """

@@ -10,6 +10,7 @@ import textgym  # noqa: F401
 from textgym.agents import PPO, REINFORCE, CheckpointError, PPOConfig, REINFORCEConfig
 from textgym.agents.ppo import gae
 from textgym.agents.reinforce import aggregate, group_advantages, rloo_advantages
+from textgym.tasks import CopyTask
 
 TINY = {"batch_size": 4, "learning_rate": 1e-3, "device": "cpu"}
 
@@ -124,7 +125,7 @@ def test_predict_and_generate():
     assert ((actions >= 0) & (actions < agent.envs.single_action_space.n)).all()
     one, _ = agent.predict({k: v[0].numpy() for k, v in obs.items()}, deterministic=True)
     assert one == actions[0]
-    texts = agent.generate(["Copy: a b =", "Copy: c d e ="], deterministic=True)
+    texts = agent.generate([CopyTask().prompt("a b"), CopyTask().prompt("c d e")], deterministic=True)
     assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
 
 
@@ -199,7 +200,6 @@ def test_lora_trains_only_the_adapter_and_the_reference_stays_the_base_model(tmp
     from conftest import independent_ref_logprobs
 
     from textgym.models import tiny_model
-    from textgym.tasks import CopyTask
 
     bundle = tiny_model(CopyTask().corpus(), seed=11)  # a model of its own: the adapter goes into it
     base = copy.deepcopy(bundle.model)
@@ -453,7 +453,6 @@ def test_the_starting_model_is_the_kl_reference_also_after_a_reload(cls, tmp_pat
     from conftest import independent_ref_logprobs
 
     from textgym.models import tiny_model
-    from textgym.tasks import CopyTask
 
     folder = tmp_path / "start"
     bundle = tiny_model(CopyTask().corpus(), seed=21)  # not Copy-v1's own, nor one a LoRA test wraps

@@ -30,6 +30,11 @@ def test_markdown_table_rows():
     assert lines[3].startswith("| after | 32 | 0.684 ± 0.050 |")
 
 
+def copy_symbols(prompt: str) -> str:
+    """The symbols of a Copy-v1 prompt, between "Copy:" and the answer marker: its target."""
+    return " ".join(prompt.split()[1:-1])
+
+
 class CopyOracle:
     """A predict-only policy that reads each prompt from the observation and copies it, then EOS."""
 
@@ -42,8 +47,7 @@ class CopyOracle:
             prompt = self.bundle.tokenizer.decode(
                 ids[: self.P][mask[: self.P] == 1], skip_special_tokens=True
             )
-            symbols = " ".join(prompt.split()[1:-1])  # between "Copy:" and the answer marker
-            answer = self.bundle.tokenizer(symbols, add_special_tokens=False)["input_ids"]
+            answer = self.bundle.tokenizer(copy_symbols(prompt), add_special_tokens=False)["input_ids"]
             answer.append(self.bundle.eos_token_ids[0])
             actions.append(answer[min(int(mask[self.P :].sum()), len(answer) - 1)])
         return np.array(actions), None
@@ -56,8 +60,7 @@ def test_oracle_policy_scores_the_optimum(copy_bundle):
     assert result.episodes == 8 and result.score == 1.0 and result.score_stderr == 0.0
     assert result.eos_rate == 1.0 and math.isnan(result.kl)  # predict-only: log-probs unknown
     assert result.length == pytest.approx(np.mean([len(c.split()) + 1 for c in result.completions]))
-    targets = [" ".join(p.split()[1:-1]) for p in result.prompts]  # between "Copy:" and "="
-    assert result.completions == targets
+    assert result.completions == [copy_symbols(p) for p in result.prompts]
 
     # Perplexity: exp of minus the mean reference log-prob per generated token, computed independently.
     total, count = 0.0, 0
@@ -97,7 +100,7 @@ def test_the_reference_is_evaluated_without_a_second_pass_to_the_same_figures(sh
 def test_evaluate_on_the_test_split_only(copy_bundle):
     result = textgym.evaluate("reference", "textgym/Copy-v1", episodes=16, num_envs=8, model=copy_bundle)
     task = CopyEnv(model=copy_bundle).task
-    assert all(task.split_of(" ".join(p.split()[1:-1])) == "test" for p in result.prompts)
+    assert all(task.split_of(copy_symbols(p)) == "test" for p in result.prompts)
 
 
 def test_bad_arguments(copy_bundle):

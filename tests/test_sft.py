@@ -49,14 +49,13 @@ def test_sft_teaches_copy_and_saves_a_model_the_package_loads(tmp_path):
     again = textgym.evaluate(loaded.model, "textgym/Copy-v1", 64, model=loaded)
     assert again.score == pytest.approx(after.score)
     assert json.loads((tmp_path / "sft" / "sft.json").read_text())["demonstrations"] == 1024
-    assert CopyTask().demonstration({"prompt": "Copy: a b =", "target": "a b"}) == "a b"
+    assert CopyTask().demonstration({"prompt": CopyTask().prompt("a b"), "target": "a b"}) == "a b"
 
 
 def test_the_command_reads_demonstrations_and_reports_bad_lines(tmp_path):
     data = tmp_path / "demos.jsonl"
-    data.write_text(
-        "".join(json.dumps({"prompt": f"Copy: {s} =", "completion": s}) + "\n" for s in ["a b", "c d e"] * 8)
-    )
+    lines = [{"prompt": CopyTask().prompt(s), "completion": s} for s in ["a b", "c d e"] * 8]
+    data.write_text("".join(json.dumps(line) + "\n" for line in lines))
     result = CliRunner().invoke(
         app,
         ["sft", "--env", "textgym/Copy-v1", "--data", str(data), "--out", str(tmp_path / "m"),

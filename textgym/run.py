@@ -117,11 +117,14 @@ def is_done(folder: str | os.PathLike[str]) -> bool:
 
 
 def read_curve(folder: str | os.PathLike[str]) -> list[dict[str, float]]:
+    """The points of ``curve.csv``; env steps stay integers, so a resumed run rewrites them as written."""
     path = Path(folder) / "curve.csv"
     if not path.is_file():
         return []
     with path.open(newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        rows = list(csv.DictReader(f))
+    # int(float()): curves written before this rule hold "5341.0"
+    return [{k: int(float(v)) if k == "env_steps" else float(v) for k, v in row.items()} for row in rows]
 
 
 def train(

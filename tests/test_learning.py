@@ -43,16 +43,31 @@ PATTERN_SETTINGS = {
 }
 
 
+def training_scores(
+    cls, seed: int, env_id: str, iterations: int, batch: int = BATCH, stop_at: float | None = None, **config
+) -> list[float]:
+    """The mean training score of each iteration, from a fresh tiny model.
+
+    With ``stop_at``, training stops once the mean of the last 20 iterations reaches it (as SB3's
+    ``StopTrainingOnRewardThreshold``), so a seed that solves the task early costs no more.
+    """
+    scores: list[float] = []
+
+    def record(agent, metrics) -> bool:
+        scores.append(metrics["objective/scores"])
+        return stop_at is None or len(scores) < 20 or np.mean(scores[-20:]) < stop_at
+
+    torch.set_num_threads(1)  # tiny models: threads only add overhead, and busy machines slow them down
+    agent = cls(env_id, batch_size=batch, seed=seed, device="cpu", **config)
+    agent.learn(iterations * batch, progress_bar=False, callback=record)
+    return scores
+
+
 def final_scores(
     cls, seed: int, env_id: str = "textgym/Pattern-v0", iterations: int = ITERATIONS, **config
 ) -> tuple[float, float]:
     """The mean training score of the first and of the last 20 iterations."""
-    scores: list[float] = []
-    torch.set_num_threads(1)  # tiny models: threads only add overhead, and busy machines slow them down
-    agent = cls(env_id, batch_size=BATCH, seed=seed, device="cpu", **config)
-    agent.learn(
-        iterations * BATCH, progress_bar=False, callback=lambda a, m: scores.append(m["objective/scores"])
-    )
+    scores = training_scores(cls, seed, env_id, iterations, **config)
     return float(np.mean(scores[:20])), float(np.mean(scores[-20:]))
 
 
@@ -86,6 +101,36 @@ def test_reinforce_learns_copy_and_reverse(env_id):
     first, last = final_scores(cls, 0, env_id, iterations=500, **config)
     assert first < 0.1  # it starts from a random policy
     assert last >= SYMBOL_TASKS[env_id], f"{env_id}: {first:.3f} -> {last:.3f} in 500 iterations"
+
+
+# The toy suite to the optimum: PPO reaches 0.95 on Copy-v1 and Reverse-v1 on every seed. What it takes
+# is a large batch: at 32 episodes per iteration no agent had every seed past 0.92 by 1,500 iterations
+# (above); at 256, PPO's seeds 0-3 stood at 0.960, 0.981, 0.975, 0.931 on Copy after 200 iterations and
+# at 0.966, 0.937, 0.937, 0.908 on Reverse after 400, where seed 1 crept on to 0.954 by 800 (its last
+# error, the third symbol of 4-symbol strings). Too long for the default suite (PPO's iteration costs
+# about 0.6 s here), so these runs are their own tier: `pytest -m toy_suite` (deselected by default).
+# Each run stops once the mean training score of its last 20 iterations reaches 0.95 (as SB3's
+# StopTrainingOnRewardThreshold), and fails if it has not by the cap.
+TOY_BATCH = 256
+TOY_SETTINGS = {
+    "ppo": (PPO, {"learning_rate": 1e-3, "kl_coef": 0.02}),
+}
+TOY_CAPS = {  # (agent, env_id): most iterations a seed may take
+    ("ppo", "textgym/Copy-v1"): 400,
+    ("ppo", "textgym/Reverse-v1"): 1000,
+}
+
+
+@pytest.mark.toy_suite
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("agent, env_id", sorted(TOY_CAPS))
+def test_agent_solves_symbol_task_on_every_seed(agent, env_id, seed):
+    cls, config = TOY_SETTINGS[agent]
+    cap = TOY_CAPS[agent, env_id]
+    scores = training_scores(cls, seed, env_id, cap, batch=TOY_BATCH, stop_at=0.95, **config)
+    assert np.mean(scores[:20]) < 0.1  # it starts from a random policy
+    reached = float(np.mean(scores[-20:]))
+    assert reached >= 0.95, f"{agent} seed {seed} on {env_id}: {reached:.3f} after {len(scores)} iterations"
 
 
 # The adapters, on the same task from the same fresh tiny model: 16 envs x 16 steps per rollout, 8,192

@@ -278,7 +278,8 @@ class LMAgent:
         Args:
             total_episodes: the run's length in episodes (rounded up to whole iterations), counted from its
                 start: a resumed run continues towards the same total.
-            callback: called after each iteration with the agent and its metrics; returning False stops.
+            callback: called after each iteration with the agent and its metrics; returning False (or a
+                falsy value other than None, such as ``np.False_``) stops.
             progress_bar: a tqdm bar with reward, KL and tokens per second.
             resume: a checkpoint to continue from; the same seed then continues the same curve.
             total_timesteps: instead of ``total_episodes``, SB3's unit: env steps, here generated tokens.
@@ -335,7 +336,8 @@ class LMAgent:
                 every = self.config.checkpoint_every
                 if self.config.checkpoint_dir and every and self.iteration % every == 0 and main:
                     self.save(Path(self.config.checkpoint_dir) / f"iteration-{self.iteration}.pt")
-                if callback is not None and callback(self, metrics) is False:
+                verdict = None if callback is None else callback(self, metrics)
+                if verdict is not None and not verdict:  # `is False` would miss numpy's np.False_
                     break
         finally:
             bar.close()

@@ -360,6 +360,18 @@ def test_adaptive_beta_moves_once_per_iteration_from_the_batch_kl():
     assert agent.envs.kl_coef == pytest.approx(expected.value)
 
 
+def test_a_callback_returning_a_falsy_verdict_stops_learn():
+    calls = []
+
+    def stop_after_two(agent, metrics):
+        calls.append(metrics)
+        return np.mean([m["objective/scores"] for m in calls]) < -1 if len(calls) == 2 else None
+
+    agent = REINFORCE("textgym/Copy-v1", **TINY)
+    agent.learn(5 * TINY["batch_size"], progress_bar=False, callback=stop_after_two)
+    assert len(calls) == 2 and agent.iteration == 2  # np.False_ stops as False does; None goes on
+
+
 def test_renamed_config_fields_are_accepted_with_a_warning():
     with pytest.warns(FutureWarning, match="'lam' is now 'gae_lambda'"):
         agent = PPO("textgym/Copy-v1", **TINY, lam=1.0, ppo_epochs=2, entropy_coef=0.01)

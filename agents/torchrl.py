@@ -350,7 +350,8 @@ class TorchRLPPO:
                     "time/total_timesteps": float(self.num_timesteps),
                 }
                 logger.log(self.num_timesteps // frames, metrics)
-                if callback is not None and callback(self, metrics) is False:
+                verdict = None if callback is None else callback(self, metrics)
+                if verdict is not None and not verdict:  # as LMAgent.learn: np.False_ stops too
                     break
         finally:
             collector.shutdown()

@@ -80,6 +80,10 @@ class LMAgent:
             env_kwargs["model"] = model
             model = None
         self.envs = self._make_envs(env, env_kwargs)
+        if self.config.prompt_order not in ("random", "epochs"):
+            raise ValueError(f"prompt_order must be 'random' or 'epochs', got {self.config.prompt_order!r}")
+        if self.config.prompt_order == "epochs":
+            self.envs.pool  # noqa: B018 -- a task without a finite pool says so now, not mid-run
         if model is None:
             bundle = self.envs.model
         elif isinstance(model, ModelBundle):
@@ -221,6 +225,25 @@ class LMAgent:
         """Episodes per prompt (RLOO/GRPO sample several); 1 otherwise."""
         return 1
 
+    def episode_examples(self, iteration: int) -> list[int] | None:
+        """Pool indices of this rank's episodes in an iteration with ``prompt_order="epochs"`` (else None).
+
+        The run's prompts, one per group, go through the pool as TRL's sampler does: epoch ``e`` is a
+        permutation seeded by the run's seed and ``e``, so every example comes once per epoch, and a resume
+        (or any number of ranks) draws what the uninterrupted run draws.
+        """
+        if self.config.prompt_order == "random":
+            return None
+        size, group = len(self.envs.pool), self.group_size()
+        prompts = self.config.batch_size // group
+        indices, orders = [], {}
+        for k in range(iteration * prompts, (iteration + 1) * prompts):  # the run's k-th prompt
+            epoch, position = divmod(k, size)
+            if epoch not in orders:
+                orders[epoch] = np.random.default_rng([self.config.seed, epoch]).permutation(size)
+            indices += [int(orders[epoch][position])] * group
+        return indices[self.rank * self.local_batch_size : (self.rank + 1) * self.local_batch_size]
+
     def collect(self, iteration: int) -> Episodes:
         # Each rank its own stream, from the run's seed, the iteration and the rank: nothing random is
         # carried from one iteration to the next, so a resume (on any rank) draws what it would have drawn.
@@ -234,6 +257,7 @@ class LMAgent:
                 seed=self.episode_seeds(iteration),
                 temperature=self.config.temperature,
                 generator=generator,
+                example_index=self.episode_examples(iteration),
             )
 
     def evaluate_tokens(

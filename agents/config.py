@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 C = TypeVar("C", bound="AgentConfig")
 
@@ -37,6 +37,11 @@ class AgentConfig:
         "episode_end",
         "when the env computes the reference's log-probs: 'episode_end' (one teacher-forced pass over "
         "the finished episodes; each token still gets its own KL term) or 'step' (a cached step per token)",
+    )
+    prompt_order: Literal["random", "epochs"] = arg(
+        "random",
+        "'random': each prompt drawn on its own (with replacement); 'epochs': through the train split's "
+        "pool in a fresh seeded shuffle each epoch, without replacement, as TRL's sampler (finite tasks)",
     )
     max_grad_norm: float = arg(1.0, "gradient clipping (global L2 norm)")
     weight_decay: float = arg(0.0, "AdamW weight decay")

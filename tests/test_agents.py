@@ -485,3 +485,29 @@ def test_the_starting_model_is_the_kl_reference_also_after_a_reload(cls, tmp_pat
         torch.testing.assert_close(
             episodes.ref_logprobs[i, : episodes.lengths[i]], expected, atol=1e-4, rtol=0
         )
+
+
+def test_prompt_order_epochs_goes_through_the_pool_without_replacement(monkeypatch):
+    config = {**TINY, "baseline": "rloo", "num_generations": 2, "prompt_order": "epochs"}
+    agent = REINFORCE("textgym/Copy-v1", **config)
+    episodes = agent.collect(0)
+    pool = agent.envs.pool
+    assert [pool[i]["prompt"] for i in agent.episode_examples(0)] == episodes.prompts  # what was collected
+    other_seed = REINFORCE("textgym/Copy-v1", **{**config, "seed": 1})
+    assert agent.episode_examples(0) != other_seed.episode_examples(0)
+    # On a pool of 5, two prompts (groups of 2 episodes) per iteration:
+    monkeypatch.setattr(type(agent.envs), "pool", property(lambda self: self._engine.pool()[:5]))
+    drawn = [agent.episode_examples(i) for i in range(5)]
+    assert all(d[0] == d[1] and d[2] == d[3] for d in drawn)  # a group shares its prompt
+    prompts = [index for d in drawn for index in d[::2]]  # the run's prompts, in order
+    assert sorted(prompts[:5]) == sorted(prompts[5:]) == list(range(5))  # each epoch: every example once
+    assert prompts[:5] != prompts[5:]  # a fresh shuffle each epoch
+    assert drawn == [agent.episode_examples(i) for i in range(5)]  # a function of seed and iteration
+
+
+def test_prompt_order_is_checked_and_random_draws_from_the_seeds(copy_bundle):
+    with pytest.raises(ValueError, match="prompt_order must be 'random' or 'epochs', got 'epoch'"):
+        REINFORCE("textgym/Copy-v1", **TINY, prompt_order="epoch")
+    with pytest.raises(NotImplementedError, match="unbounded space"):
+        REINFORCE("textgym/Arithmetic-v0", copy_bundle, **TINY, prompt_order="epochs")
+    assert REINFORCE("textgym/Copy-v1", **TINY).episode_examples(0) is None

@@ -158,3 +158,15 @@ def test_bad_action_logprobs(env):
         env.set_action_logprobs(0.5)
     with pytest.raises(ValueError, match="finite and <= 0"):
         env.set_action_logprobs(float("nan"))
+
+
+def test_example_index_outside_the_pool_or_without_one(copy_bundle):
+    envs = make_vector_env(CopyEnv, num_envs=2, model=copy_bundle)
+    size = len(envs.pool)
+    with pytest.raises(ValueError, match=rf"example_index {size} is outside the train pool .*\[0, {size}\)"):
+        envs.reset(seed=0, options={"example_index": [0, size]})
+    with pytest.raises(ValueError, match="example_index must hold 2 indices"):
+        envs.reset(seed=0, options={"example_index": [0]})
+    env = gym.make("textgym/Arithmetic-v0", model=copy_bundle, kl_coef=0.0)
+    with pytest.raises(NotImplementedError, match="unbounded space"):
+        env.reset(seed=0, options={"example_index": 0})

@@ -114,3 +114,18 @@ def test_unsupported_render_mode_is_refused_at_render(copy_bundle):
         ValueError, match=r"'rgb_array' is not supported: expected one of \['ansi', 'human'\]"
     ):
         env.render()
+
+
+def test_example_index_starts_each_env_on_that_example_of_the_pool(copy_bundle):
+    envs = make_vector_env(CopyEnv, num_envs=3, model=copy_bundle)
+    pool = envs.pool
+    assert len(pool) == len({ex["prompt"] for ex in pool}) > 3000  # every train string of 2-4 symbols, once
+    _, infos = envs.reset(seed=0, options={"example_index": [5, 0, len(pool) - 1]})
+    assert list(infos["prompt"]) == [pool[5]["prompt"], pool[0]["prompt"], pool[-1]["prompt"]]
+    assert envs.examples == [pool[5], pool[0], pool[-1]]  # the reward columns come with the prompt
+    single = CopyEnv(model=copy_bundle)
+    _, info = single.reset(seed=0, options={"example_index": 7})
+    assert info["prompt"] == pool[7]["prompt"]
+    # A partial reset reads only the reset envs' indices.
+    envs.reset(options={"reset_mask": np.array([False, True, False]), "example_index": [-9, 9, -9]})
+    assert envs.examples == [pool[5], pool[9], pool[-1]]

@@ -124,6 +124,7 @@ def sample_episodes(
     deterministic: bool = False,
     generator: torch.Generator | None = None,
     suppress_eos: bool = False,
+    example_index: list[int] | None = None,
 ) -> Episodes:
     """Reset ``envs`` and run one episode in every env.
 
@@ -138,13 +139,17 @@ def sample_episodes(
         deterministic: greedy decoding (LM) or ``predict(..., deterministic=True)``.
         generator: torch generator on the env's device for LM sampling.
         suppress_eos: never sample EOS, so that every episode runs the whole budget (benchmarks).
+        example_index: one pool index per env (the env's ``reset(options={"example_index": ...})``)
+            instead of prompts drawn from the seeds.
     """
     if envs.metadata["autoreset_mode"] != AutoresetMode.DISABLED:
         raise ValueError("sample_episodes needs a vector env made with autoreset_mode=AutoresetMode.DISABLED")
     if getattr(envs, "array_backend", "torch") != "torch":
         raise ValueError("sample_episodes needs a vector env with array_backend='torch'")
     device = envs.device
-    obs, infos = envs.reset(seed=seed)
+    obs, infos = envs.reset(
+        seed=seed, options=None if example_index is None else {"example_index": example_index}
+    )
     P = envs.prompt_budget
     prompt_ids, prompt_mask = obs["input_ids"][:, :P].clone(), obs["attention_mask"][:, :P].clone()
     if isinstance(policy, torch.nn.Module):  # a causal LM, or a module that calls one (a LoRA view)

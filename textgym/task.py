@@ -9,6 +9,7 @@ docstring is the manual (see ``CONTRIBUTING.md``). This module holds what every 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -73,6 +74,16 @@ class Task:
     def sample(self, rng: np.random.Generator, split: str) -> Example:
         """Draw one example of ``split`` using only ``rng``."""
         raise NotImplementedError
+
+    def examples(self, split: str) -> Sequence[Example]:
+        """Every example of ``split``, in a fixed order, for a task that draws from a finite pool: what an
+        agent with ``prompt_order="epochs"`` goes through and the env's ``reset(options={"example_index":
+        ...})`` picks from. Tasks that draw from an unbounded space (generated problems) raise
+        NotImplementedError."""
+        raise NotImplementedError(
+            f"task {self.name!r} draws its examples from an unbounded space: it has no finite pool to go "
+            f"through in epochs (use prompt_order='random')"
+        )
 
     def reward(self, prompts: list[str], completions: list[str], **columns: list[Any]) -> list[float]:
         """Score finished completions (the task's own reward function)."""

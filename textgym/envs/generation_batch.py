@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -78,6 +79,7 @@ class GenerationBatch:
             raise ValueError(f"prompt_overflow must be 'truncate' or 'error', got {prompt_overflow!r}")
         task.check_split(split)
         self.task, self.num_envs, self.split = task, num_envs, split
+        self._pool: Sequence[Example] | None = None
         self.device = torch.device(device)
         self.prompt_overflow, self.ref_timing, self.kl_update = prompt_overflow, ref_logprobs, kl_update
         self.stop_sequences = tuple(stop_sequences)
@@ -190,9 +192,33 @@ class GenerationBatch:
             ids = ids[-self.prompt_budget :]
         return ids
 
-    def reset_rows(self, rows: list[int], rngs: list[np.random.Generator]) -> None:
-        """Start new episodes in ``rows``, drawing each example from the matching generator."""
-        examples = [self.task.sample(rng, self.split) for rng in rngs]
+    def pool(self) -> Sequence[Example]:
+        """The split's whole example pool (:meth:`Task.examples`), built on first use."""
+        if self._pool is None:
+            self._pool = self.task.examples(self.split)
+        return self._pool
+
+    def pool_examples(self, indices: Sequence[int]) -> list[Example]:
+        """The pool's examples at ``indices`` (``reset(options={"example_index": ...})``).
+
+        Raises:
+            ValueError: naming an index outside the pool and the pool's size.
+        """
+        pool = self.pool()
+        for i in indices:
+            if isinstance(i, bool) or not (isinstance(i, (int, np.integer)) and 0 <= i < len(pool)):
+                raise ValueError(
+                    f"example_index {i!r} is outside the {self.split} pool of {self.task.name!r}: "
+                    f"expected an integer in [0, {len(pool)})"
+                )
+        return [pool[int(i)] for i in indices]
+
+    def reset_rows(
+        self, rows: list[int], rngs: list[np.random.Generator], examples: list[Example] | None = None
+    ) -> None:
+        """Start new episodes in ``rows``: on ``examples`` when given, else each drawn from its generator."""
+        if examples is None:
+            examples = [self.task.sample(rng, self.split) for rng in rngs]
         encoded = [self.encode_prompt(ex["prompt"]) for ex in examples]
         P = self.prompt_budget
         index = torch.tensor(rows, dtype=torch.long, device=self.device)

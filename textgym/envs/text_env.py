@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -109,6 +110,12 @@ class TextEnvFace:
         """The example (prompt and reward columns) of each env's current episode; None before a reset."""
         return list(self._engine.examples)
 
+    @property
+    def pool(self) -> Sequence[Example]:
+        """The split's whole example pool, which ``reset(options={"example_index": ...})`` indexes
+        (:meth:`textgym.task.Task.examples`; a task without a finite pool raises NotImplementedError)."""
+        return self._engine.pool()
+
     def reference_next_logits(self) -> torch.Tensor:
         """``(num_envs, V)`` float32: the reference model's logits for each env's next token.
 
@@ -171,7 +178,9 @@ class TextEnv(TextEnvFace, gym.Env[dict[str, np.ndarray], np.int64]):
 
     ## Starting State
 
-    A prompt drawn with ``self.np_random`` from the task's ``split`` ("train" or "test").
+    A prompt drawn with ``self.np_random`` from the task's ``split`` ("train" or "test"), or, with
+    ``reset(options={"example_index": i})``, example ``i`` of the split's pool
+    (:meth:`textgym.task.Task.examples`) for tasks that have a finite one.
 
     ## Episode End
 
@@ -247,7 +256,9 @@ class TextEnv(TextEnvFace, gym.Env[dict[str, np.ndarray], np.int64]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
-        self._engine.reset_rows([0], [self.np_random])
+        index = (options or {}).get("example_index")
+        examples = None if index is None else self._engine.pool_examples([index])
+        self._engine.reset_rows([0], [self.np_random], examples)
         if self.render_mode == "human":
             self.render()
         return self._observation(), {"prompt": self._engine.examples[0]["prompt"]}

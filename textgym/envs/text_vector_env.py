@@ -48,6 +48,9 @@ class TextVectorEnv(TextEnvFace, VectorEnv):
 
     ``reset(seed=s)`` seeds env ``i`` with ``s + i`` (a list gives one seed per env), like
     ``SyncVectorEnv``: env ``i`` draws the same prompts as a single env reset with seed ``s + i``.
+    ``reset(options={"example_index": idx})`` instead starts env ``i`` on example ``idx[i]`` of the task's
+    pool (:meth:`textgym.task.Task.examples`; one index per env, read for the envs being reset): how an
+    agent goes through a finite task without replacement (``prompt_order="epochs"``).
 
     ## Autoreset
 
@@ -128,8 +131,16 @@ class TextVectorEnv(TextEnvFace, VectorEnv):
             if mask.shape != (self.num_envs,):
                 raise ValueError(f"reset_mask must have shape ({self.num_envs},), got {tuple(mask.shape)}")
             rows = mask.nonzero()[:, 0].tolist()
+        examples = None
+        if (options or {}).get("example_index") is not None:
+            index = list(options["example_index"])
+            if len(index) != self.num_envs:
+                raise ValueError(
+                    f"example_index must hold {self.num_envs} indices (one per env), got {index}"
+                )
+            examples = self._engine.pool_examples([index[r] for r in rows])
         if rows:
-            self._engine.reset_rows(rows, [self._rngs[r] for r in rows])
+            self._engine.reset_rows(rows, [self._rngs[r] for r in rows], examples)
         self._autoreset_rows = [r for r in self._autoreset_rows if r not in rows]
         if self.render_mode == "human":
             self.render()

@@ -59,9 +59,12 @@ class KeywordsTask(Task):
         return self.template.format(", ".join(concepts))
 
     def sample(self, rng: np.random.Generator, split: str) -> Example:
+        pool = self.examples(split)
+        return pool[int(rng.integers(len(pool)))]
+
+    def examples(self, split: str) -> list[Example]:
         self.check_split(split)
-        concepts = self.sets[split][int(rng.integers(len(self.sets[split])))]
-        return {"prompt": self.prompt(concepts), "concepts": list(concepts)}
+        return [{"prompt": self.prompt(c), "concepts": list(c)} for c in self.sets[split]]
 
     def reward(self, prompts: list[str], completions: list[str], **columns: list[Any]) -> list[float]:
         return keyword_coverage(prompts, completions, **columns)

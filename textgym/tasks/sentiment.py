@@ -69,10 +69,15 @@ class SentimentTask(Task):
         }
 
     def sample(self, rng: np.random.Generator, split: str) -> Example:
+        pool = self.examples(split)
+        return pool[int(rng.integers(len(pool)))]
+
+    def examples(self, split: str) -> list[Example]:
         self.check_split(split)
-        pool = self.openings[split]
-        opening = pool[int(rng.integers(len(pool)))]
-        return {"prompt": f"{INSTRUCTION}{opening}", "opening": opening, "polarity": self.target}
+        return [
+            {"prompt": f"{INSTRUCTION}{opening}", "opening": opening, "polarity": self.target}
+            for opening in self.openings[split]
+        ]
 
     def reward(self, prompts: list[str], completions: list[str], **columns: list[Any]) -> list[float]:
         # Called without the example columns (as a bare reward), the task's own target still holds.

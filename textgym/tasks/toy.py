@@ -7,6 +7,7 @@ are plain text. Each env class's docstring is its manual.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, ClassVar
 
 import numpy as np
@@ -58,6 +59,24 @@ class SymbolTask(Task):
     def demonstration(self, example: Example) -> str:
         return example["target"]
 
+    def examples(self, split: str) -> list[Example]:
+        """Every string of ``split``, shortest first (``sample`` draws each length with equal chance; an
+        epoch through these weighs each string the same, so long strings dominate)."""
+        self.check_split(split)
+        if len(SYMBOLS) ** self.max_length > 10**6:
+            raise NotImplementedError(
+                f"max_length={self.max_length} makes {len(SYMBOLS)}^{self.max_length} strings: too many to "
+                f"go through in epochs (use prompt_order='random')"
+            )
+        strings = (
+            " ".join(chars)
+            for length in range(self.min_length, self.max_length + 1)
+            for chars in itertools.product(SYMBOLS, repeat=length)
+        )
+        return [
+            {"prompt": self.prompt(s), "target": self.target(s)} for s in strings if self.split_of(s) == split
+        ]
+
     def corpus(self) -> list[str]:
         """Lines covering every word the task can show or expect, for the tiny model's tokenizer."""
         rng = np.random.default_rng(0)
@@ -81,8 +100,11 @@ class PatternTask(SymbolTask):
         self.pattern = " ".join(words)
 
     def sample(self, rng: np.random.Generator, split: str) -> Example:
+        return self.examples(split)[0]
+
+    def examples(self, split: str) -> list[Example]:
         self.check_split(split)  # one prompt: both splits hold it
-        return {"prompt": self.instruction, "target": self.pattern}
+        return [{"prompt": self.instruction, "target": self.pattern}]
 
 
 class CopyTask(SymbolTask):

@@ -63,6 +63,9 @@ def test_the_walkthrough_task_rolls_out_in_its_vector_env(antonyms):
     episodes = sample_episodes(envs, envs.model.model, seed=0)
     assert len(episodes.completions) == 8 and (episodes.lengths >= 1).all()
     assert all(p.startswith("Opposite of ") for p in episodes.prompts)
+    pool = envs.pool  # its examples(): one epoch of prompt_order="epochs" goes through each once
+    in_order = sample_episodes(envs, envs.model.model, seed=0, example_index=list(range(8)))
+    assert in_order.prompts == [ex["prompt"] for ex in pool[:8]]
     # The oracle answer scores the optimum through the same env.
     env = gym.make(antonyms)
     obs, info = env.reset(seed=0)

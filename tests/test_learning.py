@@ -20,7 +20,12 @@ a wrong symbol, every episode then scores the same, and nothing samples the righ
 
 The KL to the randomly initialised reference acts as an entropy floor over the 16-token vocabulary (an
 entropy bonus of 0.01 did not), and 32 episodes per iteration sample a stalled position's right symbol
-twice as often. The tests run those settings and ask every seed for 0.95 of the optimum.
+twice as often. REINFORCE's rows are RLOO over 4 episodes. Re-measured on 2026-12-07 in a fresh install
+(same code; the runs came out different, so a package within pyproject's pins changed the numerics),
+REINFORCE at lr 1e-3, batch 32, kl_coef 0.02 gave 0.83, 0.99, 0.99, 0.99, 0.95, 0.99, 0.99, 0.99 over
+seeds 0-7 with RLOO over 4 (seed 0 stalled), and 0.99, 0.98, 0.99, 0.98, 0.99, 0.99, 0.98, 0.99 with RLOO
+over 8 (kl_coef 0.05 instead: 0.84-0.89, still climbing). The tests run PPO's row and REINFORCE with RLOO
+over 8, and ask every seed for 0.95 of the optimum.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ PATTERN_SETTINGS = {
     "ppo": (PPO, {"learning_rate": 3e-4, "kl_coef": 0.02}),
     "reinforce": (
         REINFORCE,
-        {"learning_rate": 1e-3, "baseline": "rloo", "num_generations": 4, "kl_coef": 0.02},
+        {"learning_rate": 1e-3, "baseline": "rloo", "num_generations": 8, "kl_coef": 0.02},
     ),
 }
 
@@ -87,18 +92,19 @@ def test_agent_solves_pattern_on_every_seed(agent, seed):
     assert last >= 0.95, f"{agent} seed {seed} reached {last:.3f} of the optimum 1.0"
 
 
-# Copy-v1 and Reverse-v1 with Pattern's REINFORCE settings. They learn, but not yet to the optimum within
-# a test's budget: mean training score of the last 20 iterations, seeds 0-3 (random play about 0.05):
+# Copy-v1 and Reverse-v1 with REINFORCE at lr 1e-3, RLOO over 4, kl_coef 0.02, batch 32. They learn, but
+# not to the optimum within a test's budget: mean training score of the last 20 iterations, seeds 0-3
+# (random play about 0.05; measured before the 2026-12-07 install):
 # - Copy-v1: 0.45, 0.44, 0.44, 0.36 at 500 iterations; 0.71, 0.62, 0.60, 0.67 at 1,500.
 # - Reverse-v1: 0.48, 0.46, 0.47, 0.46 at 500 iterations; 0.69, 0.55, 0.66, 0.72 at 1,500.
 # v0 (whose prompts did not mark where they end) held REINFORCE at 0.32-0.35 on Reverse at 1,500.
 SYMBOL_TASKS = {"textgym/Copy-v1": 0.4, "textgym/Reverse-v1": 0.4}
+SYMBOL_SETTINGS = {"learning_rate": 1e-3, "baseline": "rloo", "num_generations": 4, "kl_coef": 0.02}
 
 
 @pytest.mark.parametrize("env_id", sorted(SYMBOL_TASKS))
 def test_reinforce_learns_copy_and_reverse(env_id):
-    cls, config = PATTERN_SETTINGS["reinforce"]
-    first, last = final_scores(cls, 0, env_id, iterations=500, **config)
+    first, last = final_scores(REINFORCE, 0, env_id, iterations=500, **SYMBOL_SETTINGS)
     assert first < 0.1  # it starts from a random policy
     assert last >= SYMBOL_TASKS[env_id], f"{env_id}: {first:.3f} -> {last:.3f} in 500 iterations"
 
@@ -148,16 +154,19 @@ def test_agent_solves_symbol_task_on_every_seed(agent, env_id, seed):
 #   0.14-0.17 (RMSprop or Adam), and lr 5e-3 collapsed one seed to 0.
 # - MaskablePPO (PPO's settings, top-8 mask of 13 tokens from the reference, beta 0.01), seeds 0-2:
 #   0.608, 0.362, 0.606; since the policy's forward drops all-padding columns (the same function, other
-#   rounding, so other samples): 0.663, 0.291, 0.515.
+#   rounding, so other samples): 0.663, 0.291, 0.515. In the 2026-12-07 install (same code, other numerics:
+#   a package within the pins changed them) seeds 0-3 came out at 0.542, 0.000, 0.058, 0.307; with beta
+#   0.02 at 0.631, 0.104, 0.631, 0.614; with beta 0.02 and lr 5e-4 at 0.598, 0.643, 0.597, 0.604: the
+#   settings the test now runs.
 # One seed each (the suite's time budget): seed 1, the weakest measured for MaskablePPO. SB3 PPO's own
 # learning check is examples/sb3_ppo.py's test (the same settings at 4,096 steps).
 SB3_RUNS = {
     "sb3-a2c": (1, 0.12, {"n_steps": 8, "learning_rate": 2e-3, "normalize_advantage": True}),
     "sb3-maskable-ppo": (
         1,
-        0.2,
-        {"n_steps": 16, "batch_size": 64, "n_epochs": 4, "learning_rate": 1e-3, "mask_top_k": 8,
-         "env_kwargs": {"kl_coef": 0.01}},
+        0.5,
+        {"n_steps": 16, "batch_size": 64, "n_epochs": 4, "learning_rate": 5e-4, "mask_top_k": 8,
+         "env_kwargs": {"kl_coef": 0.02}},
     ),
 }  # fmt: skip
 

@@ -59,12 +59,15 @@ class KeywordsTask(Task):
         return self.template.format(", ".join(concepts))
 
     def sample(self, rng: np.random.Generator, split: str) -> Example:
-        pool = self.examples(split)
-        return pool[int(rng.integers(len(pool)))]
+        self.check_split(split)
+        return self._example(self.sets[split][int(rng.integers(len(self.sets[split])))])
 
     def examples(self, split: str) -> list[Example]:
         self.check_split(split)
-        return [{"prompt": self.prompt(c), "concepts": list(c)} for c in self.sets[split]]
+        return [self._example(concepts) for concepts in self.sets[split]]
+
+    def _example(self, concepts: tuple[str, ...]) -> Example:
+        return {"prompt": self.prompt(concepts), "concepts": list(concepts)}
 
     def reward(self, prompts: list[str], completions: list[str], **columns: list[Any]) -> list[float]:
         return keyword_coverage(prompts, completions, **columns)

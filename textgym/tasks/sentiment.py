@@ -69,15 +69,16 @@ class SentimentTask(Task):
         }
 
     def sample(self, rng: np.random.Generator, split: str) -> Example:
-        pool = self.examples(split)
-        return pool[int(rng.integers(len(pool)))]
+        self.check_split(split)
+        pool = self.openings[split]
+        return self._example(pool[int(rng.integers(len(pool)))])
 
     def examples(self, split: str) -> list[Example]:
         self.check_split(split)
-        return [
-            {"prompt": f"{INSTRUCTION}{opening}", "opening": opening, "polarity": self.target}
-            for opening in self.openings[split]
-        ]
+        return [self._example(opening) for opening in self.openings[split]]
+
+    def _example(self, opening: str) -> Example:
+        return {"prompt": f"{INSTRUCTION}{opening}", "opening": opening, "polarity": self.target}
 
     def reward(self, prompts: list[str], completions: list[str], **columns: list[Any]) -> list[float]:
         # Called without the example columns (as a bare reward), the task's own target still holds.

@@ -51,7 +51,7 @@ class SymbolTask(Task):
             length = int(rng.integers(self.min_length, self.max_length + 1))
             symbols = " ".join(SYMBOLS[int(i)] for i in rng.integers(0, len(SYMBOLS), size=length))
             if self.split_of(symbols) == split:
-                return {"prompt": self.prompt(symbols), "target": self.target(symbols)}
+                return self._example(symbols)
 
     def reward(self, prompts: list[str], completions: list[str], **columns: list[Any]) -> list[float]:
         return sequence_match(prompts, completions, **columns)
@@ -73,9 +73,10 @@ class SymbolTask(Task):
             for length in range(self.min_length, self.max_length + 1)
             for chars in itertools.product(SYMBOLS, repeat=length)
         )
-        return [
-            {"prompt": self.prompt(s), "target": self.target(s)} for s in strings if self.split_of(s) == split
-        ]
+        return [self._example(s) for s in strings if self.split_of(s) == split]
+
+    def _example(self, symbols: str) -> Example:
+        return {"prompt": self.prompt(symbols), "target": self.target(symbols)}
 
     def corpus(self) -> list[str]:
         """Lines covering every word the task can show or expect, for the tiny model's tokenizer."""

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import textgym.run
 from textgym.cli import app
-from textgym.compare import Comparison, compare, interval
+from textgym.compare import Comparison, compare, interval, plan_jobs
 from textgym.evaluation import Evaluation
 from textgym.run import RunConfig, read_curve, train
 
@@ -386,3 +386,14 @@ def test_demo_is_the_compare_it_prints(tmp_path, monkeypatch):
     assert runner.invoke(app, ["compare", "--help"]).exit_code == 0
     options = {a for a in args if a.startswith("--")}
     assert options <= set(" ".join(runner.invoke(app, ["compare", "--help"]).output.split()).split())
+
+
+def test_jobs_split_the_cores_and_more_jobs_than_cores_share_them_all(monkeypatch):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert [p["TEXTGYM_CORES"] for p in plan_jobs(None, 9)] == ["0", "1", "2", "3"]
+    plans = [(p["TEXTGYM_CORES"], p["OMP_NUM_THREADS"]) for p in plan_jobs(2, 9)]
+    assert plans == [("0,1", "2"), ("2,3", "2")]
+    assert len(plan_jobs(None, 3)) == 3  # no more jobs than runs
+    # Six runs at once on four cores: none is pinned to a core another job's end would leave idle.
+    assert [(p["TEXTGYM_CORES"], p["OMP_NUM_THREADS"]) for p in plan_jobs(6, 9)] == [("0,1,2,3", "1")] * 6

@@ -626,7 +626,10 @@ def compare(
     ] = None,
     jobs: Annotated[
         int | None,
-        typer.Option(help="runs at a time, each pinned to its share of the cores; 0: in this process"),
+        typer.Option(
+            help="runs at a time, each pinned to its share of the cores (more jobs than cores share them "
+            "all); 0: in this process"
+        ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="delete the runs --out holds and start over")] = False,
     progress: Annotated[bool, typer.Option(help="a progress bar over all runs")] = True,

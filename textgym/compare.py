@@ -168,14 +168,15 @@ def plan_jobs(jobs: int | None, runs: int) -> list[dict[str, str]]:
     )
     if jobs is None:
         jobs = gpus or len(cores)
-    jobs = max(1, min(jobs, runs, len(cores)))
+    jobs = max(1, min(jobs, runs))
     share = len(cores) // jobs
     plans = []
     for j in range(jobs):
-        plan = {
-            "TEXTGYM_CORES": ",".join(map(str, cores[j * share : (j + 1) * share])),
-            "OMP_NUM_THREADS": str(share),
-        }
+        # More jobs than cores: one thread each on all of them, so the scheduler balances them (pinning
+        # jobs 0 and 2 to core 0 would leave job 1's core idle once it finishes). Three runs on two cores
+        # then end together instead of two, then one on a core alone.
+        mine = cores[j * share : (j + 1) * share] if share else cores
+        plan = {"TEXTGYM_CORES": ",".join(map(str, mine)), "OMP_NUM_THREADS": str(max(share, 1))}
         if gpus:
             plan["CUDA_VISIBLE_DEVICES"] = str(j % gpus)
         plans.append(plan)

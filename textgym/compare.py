@@ -106,7 +106,8 @@ def compare(
 
     Args:
         jobs: runs at a time, each in its own process pinned to ``cores / jobs`` cores (one GPU each with
-            several GPUs); 0 trains them one by one in this process. None: one per core, or per GPU.
+            several GPUs; more jobs than cores share them all, a thread each); 0 trains them one by one in
+            this process. None: one per core, or per GPU.
         overwrite: start over, deleting the runs ``out`` holds.
 
     Returns:

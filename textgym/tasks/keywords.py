@@ -60,7 +60,8 @@ class KeywordsTask(Task):
 
     def sample(self, rng: np.random.Generator, split: str) -> Example:
         self.check_split(split)
-        return self._example(self.sets[split][int(rng.integers(len(self.sets[split])))])
+        pool = self.sets[split]
+        return self._example(pool[int(rng.integers(len(pool)))])
 
     def examples(self, split: str) -> list[Example]:
         self.check_split(split)

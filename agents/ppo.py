@@ -36,7 +36,9 @@ class PPOConfig(AgentConfig):
         None, "AdamW step size of the value head; None: learning_rate (TRL; OpenRLHF runs 18x)"
     )
     gamma: float = arg(1.0, "discount (TRL: 1.0)")
-    gae_lambda: float = arg(0.95, "GAE lambda (TRL: 0.95; 1.0 recommended on Sentiment-v0)")
+    gae_lambda: float = arg(
+        1.0, "GAE lambda (OpenRLHF: 1.0, so the terminal score reaches the first token; TRL: 0.95)"
+    )
     clip_range: float = arg(0.2, "policy ratio clipping")
     clip_range_vf: float | None = arg(0.2, "value clipping around the rollout's values; None: no clipping")
     vf_coef: float = arg(0.1, "weight of the value loss (TRL: 0.1)")

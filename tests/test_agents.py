@@ -374,8 +374,8 @@ def test_a_callback_returning_a_falsy_verdict_stops_learn():
 
 def test_renamed_config_fields_are_accepted_with_a_warning():
     with pytest.warns(FutureWarning, match="'lam' is now 'gae_lambda'"):
-        agent = PPO("textgym/Copy-v1", **TINY, lam=1.0, ppo_epochs=2, entropy_coef=0.01)
-    assert (agent.config.gae_lambda, agent.config.n_epochs, agent.config.ent_coef) == (1.0, 2, 0.01)
+        agent = PPO("textgym/Copy-v1", **TINY, lam=0.9, ppo_epochs=2, entropy_coef=0.01)
+    assert (agent.config.gae_lambda, agent.config.n_epochs, agent.config.ent_coef) == (0.9, 2, 0.01)
     with pytest.raises(TypeError, match="both 'lam' and its new name 'gae_lambda'"):
         PPO("textgym/Copy-v1", **TINY, lam=1.0, gae_lambda=0.9)
 

@@ -39,7 +39,7 @@ def test_list_shows_every_env_and_agent():
 
 def test_train_help_shows_every_agent_setting_with_its_help():
     out = invoke("train", "--help").output
-    assert "gae_lambda = 0.95: GAE lambda" in out  # textgym's PPO
+    assert "gae_lambda = 1.0: GAE lambda" in out  # textgym's PPO
     assert "n_steps = 2048: The number of steps" in out  # SB3's PPO, help from SB3's docstring
     assert "--timesteps" in out and "[default: 8]" in out
 
@@ -54,7 +54,7 @@ def test_train_writes_a_run_that_eval_and_export_read(tmp_path):
     assert result.exit_code == 0, result.output
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["settings"] == {"learning_rate": 1e-3, "batch_size": 16}
-    assert config["resolved"]["gae_lambda"] == 0.95 and config["versions"]["torch"] == torch.__version__
+    assert config["resolved"]["gae_lambda"] == 1.0 and config["versions"]["torch"] == torch.__version__
     curve = read_curve(run)
     assert [row["env_steps"] > 0 for row in curve] == [False, True, True]
     assert curve[-1]["score"] > curve[0]["score"] + 0.1  # it learned (measured: 0.09 to 0.26)

@@ -26,6 +26,11 @@ REINFORCE at lr 1e-3, batch 32, kl_coef 0.02 gave 0.83, 0.99, 0.99, 0.99, 0.95, 
 seeds 0-7 with RLOO over 4 (seed 0 stalled), and 0.99, 0.98, 0.99, 0.98, 0.99, 0.99, 0.98, 0.99 with RLOO
 over 8 (kl_coef 0.05 instead: 0.84-0.89, still climbing). The tests run PPO's row and REINFORCE with RLOO
 over 8, and ask every seed for 0.95 of the optimum.
+
+PPO's rows are at GAE lambda 0.95, its default until 2026-12-07 and TRL's. At its default now, 1.0 (the
+better one on Sentiment-v0), PPO's row gave 0.975, 0.994, 0.995, 0.989, 0.912, 0.995, 0.989, 0.994 over
+seeds 0-7 (seed 4 in a dip it left by 325 iterations), and in a fresh install later that day seed 3 stood at
+0.876 at 300 iterations: the tests keep 0.95.
 """
 
 from __future__ import annotations
@@ -39,8 +44,8 @@ from textgym.agents import PPO, REINFORCE
 
 SEEDS = (0, 1, 2, 3)
 ITERATIONS, BATCH = 300, 32
-PATTERN_SETTINGS = {
-    "ppo": (PPO, {"learning_rate": 3e-4, "kl_coef": 0.02}),
+PATTERN_SETTINGS = {  # PPO at TRL's GAE lambda, as the docstring's rows: at 1.0 seeds fell short of 0.95
+    "ppo": (PPO, {"learning_rate": 3e-4, "kl_coef": 0.02, "gae_lambda": 0.95}),
     "reinforce": (
         REINFORCE,
         {"learning_rate": 1e-3, "baseline": "rloo", "num_generations": 8, "kl_coef": 0.02},
@@ -121,7 +126,8 @@ def test_reinforce_learns_copy_and_reverse(env_id):
 # reaches 0.95 (as SB3's StopTrainingOnRewardThreshold), and fails if it has not by the cap.
 TOY_BATCH = 256
 TOY_SETTINGS = {
-    "ppo": (PPO, {"learning_rate": 1e-3, "kl_coef": 0.02}),
+    # TRL's GAE lambda, not PPO's default 1.0: at 1.0 Reverse's seed 0 was short of 0.95 at the cap.
+    "ppo": (PPO, {"learning_rate": 1e-3, "kl_coef": 0.02, "gae_lambda": 0.95}),
     "reinforce": (
         REINFORCE,
         {"learning_rate": 1e-3, "baseline": "rloo", "num_generations": 4, "kl_coef": 0.05},

@@ -57,7 +57,7 @@ def test_train_writes_a_run_that_eval_and_export_read(tmp_path):
     assert config["resolved"]["gae_lambda"] == 1.0 and config["versions"]["torch"] == torch.__version__
     curve = read_curve(run)
     assert [row["env_steps"] > 0 for row in curve] == [False, True, True]
-    assert curve[-1]["score"] > curve[0]["score"] + 0.1  # it learned (measured: 0.09 to 0.26)
+    assert curve[-1]["score"] > curve[0]["score"] + 0.1  # it learned (0.09 to 0.44; lambda 0.95: 0.26)
     final = Evaluation.from_json(run / "evaluation.json")
     assert final.score == pytest.approx(curve[-1]["score"]) and len(final.completions) == 16
     with (run / "logs" / "progress.csv").open() as f:
